@@ -1,0 +1,25 @@
+//! Records the git revision for `saldo_build_info`. `SALDO_REVISION` overrides it, for builds
+//! without a `.git` directory (container builds).
+
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=SALDO_REVISION");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
+    let revision = std::env::var("SALDO_REVISION")
+        .ok()
+        .or_else(|| {
+            let output = Command::new("git")
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .output()
+                .ok()?;
+            output
+                .status
+                .success()
+                .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        })
+        .filter(|revision| !revision.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=SALDO_REVISION={revision}");
+}

@@ -1,0 +1,510 @@
+//! On-demand collection: the min-interval guard, single flight and the concurrent fan-out.
+//!
+//! A scrape calls [`Collector::refresh`], which starts a check for every account that is due
+//! and waits for the checks in flight until the scrape's deadline. Per account there is at most
+//! one check in flight and at most one started per min-interval, however many scrapes arrive:
+//! scrapes that find a check running wait for that one (single flight), later ones reuse its
+//! result, failures included. A check runs as its own task, so one still running at a deadline
+//! finishes in the background and its result serves the next scrape.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rust_decimal::Decimal;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::error::{Reason, UpstreamError};
+use crate::metrics::{AccountView, Metrics};
+use crate::providers::{Balance, MAX_RETRY_AFTER};
+
+pub type CheckFuture = Pin<Box<dyn Future<Output = Result<Balance, UpstreamError>> + Send>>;
+
+/// Starts one upstream balance check. Production checks call a provider over HTTP; tests count
+/// calls and script answers.
+pub type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// One account to collect.
+pub struct Target {
+    pub provider: &'static str,
+    pub account: String,
+    pub min_interval: Duration,
+    /// Limit for one check, connection to last byte.
+    pub timeout: Duration,
+    pub warning_threshold: Option<Decimal>,
+    pub critical_threshold: Option<Decimal>,
+    pub check: Check,
+}
+
+/// What the landing page shows of an account.
+#[derive(Debug, Clone)]
+pub struct AccountStatus {
+    pub provider: &'static str,
+    pub account: String,
+    pub up: bool,
+    pub last_error: Option<Reason>,
+    pub last_success: Option<SystemTime>,
+    pub holder: Option<String>,
+}
+
+pub struct Collector {
+    accounts: Vec<Arc<Account>>,
+    metrics: Arc<Metrics>,
+    /// Rendering resets and refills gauges, so two renders must not interleave.
+    render: Mutex<()>,
+}
+
+struct Account {
+    target: Target,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    last_started: Option<Instant>,
+    /// Set by a 429's `Retry-After`: no request before then.
+    not_before: Option<Instant>,
+    /// Closed when the running check has recorded its result.
+    in_flight: Option<watch::Receiver<()>>,
+    /// `None` until a check finishes, then whether the latest one failed and why.
+    latest: Option<Result<(), Reason>>,
+    last_good: Option<(Balance, SystemTime)>,
+}
+
+impl Collector {
+    pub fn new(targets: Vec<Target>, metrics: Arc<Metrics>) -> Self {
+        let accounts = targets
+            .into_iter()
+            .map(|target| {
+                let thresholds: Vec<(&str, Decimal)> = [
+                    ("warning", target.warning_threshold),
+                    ("critical", target.critical_threshold),
+                ]
+                .into_iter()
+                .filter_map(|(severity, value)| value.map(|v| (severity, v)))
+                .collect();
+                metrics.add_account(target.provider, &target.account, &thresholds);
+                Arc::new(Account {
+                    target,
+                    state: Mutex::default(),
+                })
+            })
+            .collect();
+        Self {
+            accounts,
+            metrics,
+            render: Mutex::new(()),
+        }
+    }
+
+    /// Starts every due check, then waits for all checks in flight until `deadline`.
+    pub async fn refresh(&self, deadline: Instant) {
+        let waits: Vec<_> = self
+            .accounts
+            .iter()
+            .filter_map(|account| account.start_if_due(&self.metrics))
+            .collect();
+        // The checks run concurrently as tasks; waiting on them one after the other costs no
+        // more than the slowest, and the shared deadline bounds it.
+        for mut done in waits {
+            // Err means the check finished (its sender is dropped), which is what we wait for.
+            if tokio::time::timeout_at(deadline, done.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+
+    /// The exposition text, reflecting the state right now.
+    pub fn render(&self) -> String {
+        let _serialised = lock(&self.render);
+        let states: Vec<_> = self.accounts.iter().map(|a| lock(&a.state)).collect();
+        let views = self
+            .accounts
+            .iter()
+            .zip(&states)
+            .map(|(account, state)| AccountView {
+                provider: account.target.provider,
+                account: &account.target.account,
+                up: matches!(state.latest, Some(Ok(()))),
+                last_good: state.last_good.as_ref().map(|(b, at)| (b, *at)),
+            });
+        self.metrics.render(views)
+    }
+
+    pub fn statuses(&self) -> Vec<AccountStatus> {
+        self.accounts
+            .iter()
+            .map(|account| {
+                let state = lock(&account.state);
+                AccountStatus {
+                    provider: account.target.provider,
+                    account: account.target.account.clone(),
+                    up: matches!(state.latest, Some(Ok(()))),
+                    last_error: state.latest.and_then(Result::err),
+                    last_success: state.last_good.as_ref().map(|(_, at)| *at),
+                    holder: state.last_good.as_ref().and_then(|(b, _)| b.holder.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Account {
+    /// Starts a check if one is due, and returns what to wait on if one is running.
+    fn start_if_due(self: &Arc<Self>, metrics: &Arc<Metrics>) -> Option<watch::Receiver<()>> {
+        let mut state = lock(&self.state);
+        // A sender dropped without recording (a panicking check) no longer counts as running.
+        if let Some(done) = state.in_flight.as_ref().filter(|d| d.has_changed().is_ok()) {
+            return Some(done.clone());
+        }
+        let now = Instant::now();
+        let due = state
+            .last_started
+            .is_none_or(|started| now >= started + self.target.min_interval)
+            && state.not_before.is_none_or(|t| now >= t);
+        if !due {
+            return None;
+        }
+        let (finished, done) = watch::channel(());
+        state.last_started = Some(now);
+        state.in_flight = Some(done.clone());
+        let span = tracing::debug_span!(
+            "check",
+            provider = self.target.provider,
+            account = %self.target.account
+        );
+        tokio::spawn(
+            Arc::clone(self)
+                .run(Arc::clone(metrics), finished)
+                .instrument(span),
+        );
+        Some(done)
+    }
+
+    async fn run(self: Arc<Self>, metrics: Arc<Metrics>, finished: watch::Sender<()>) {
+        let target = &self.target;
+        let started = Instant::now();
+        let result = tokio::time::timeout(target.timeout, (target.check)())
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(target.timeout)))
+            .map_err(|err| match err {
+                // reqwest's own connect timeout does not know the configured limit.
+                UpstreamError::Timeout(_) => UpstreamError::Timeout(target.timeout),
+                other => other,
+            });
+        let duration = started.elapsed();
+        match &result {
+            Ok(balance) => tracing::debug!(
+                duration_seconds = duration.as_secs_f64(),
+                balance = %balance.amount,
+                currency = %balance.currency,
+                "balance check succeeded"
+            ),
+            Err(err) => tracing::warn!(
+                duration_seconds = duration.as_secs_f64(),
+                reason = err.reason().as_str(),
+                error = %err,
+                "balance check failed"
+            ),
+        }
+
+        let mut state = lock(&self.state);
+        metrics.observe_check(
+            target.provider,
+            &target.account,
+            duration,
+            &result,
+            state.last_good.as_ref().map(|(b, _)| b),
+        );
+        state.in_flight = None;
+        match result {
+            Ok(balance) => {
+                state.latest = Some(Ok(()));
+                state.last_good = Some((balance, SystemTime::now()));
+            }
+            Err(err) => {
+                state.latest = Some(Err(err.reason()));
+                if let UpstreamError::RateLimited {
+                    retry_after: Some(delay),
+                } = err
+                {
+                    state.not_before = Some(Instant::now() + delay.min(MAX_RETRY_AFTER));
+                }
+            }
+        }
+        // Waiters wake when `finished` drops, which must come after the result is recorded.
+        drop(state);
+        drop(finished);
+    }
+}
+
+/// The state stays consistent across a panic in a check (every update is one assignment), so a
+/// poisoned lock is safe to keep using.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A scripted upstream: each call takes `latency` of (paused) tokio time and returns the
+    /// next scripted answer, repeating the last one.
+    struct Upstream {
+        calls: AtomicUsize,
+        latency: Mutex<Duration>,
+        answers: Mutex<VecDeque<Result<i64, Reason>>>,
+    }
+
+    impl Upstream {
+        fn new(answers: &[Result<i64, Reason>]) -> Arc<Self> {
+            Arc::new(Self {
+                calls: AtomicUsize::new(0),
+                latency: Mutex::new(Duration::from_millis(100)),
+                answers: Mutex::new(answers.iter().copied().collect()),
+            })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+
+        fn check(self: &Arc<Self>) -> Check {
+            let upstream = Arc::clone(self);
+            Arc::new(move || {
+                let upstream = Arc::clone(&upstream);
+                Box::pin(async move {
+                    upstream.calls.fetch_add(1, Ordering::SeqCst);
+                    let latency = *upstream.latency.lock().unwrap();
+                    tokio::time::sleep(latency).await;
+                    let answer = {
+                        let mut answers = upstream.answers.lock().unwrap();
+                        if answers.len() > 1 {
+                            answers.pop_front().unwrap()
+                        } else {
+                            answers[0]
+                        }
+                    };
+                    match answer {
+                        Ok(amount) => Ok(Balance {
+                            amount: Decimal::from(amount),
+                            currency: "IDR".into(),
+                            holder: None,
+                        }),
+                        Err(Reason::RateLimited) => Err(UpstreamError::RateLimited {
+                            retry_after: Some(Duration::from_secs(120)),
+                        }),
+                        Err(Reason::HttpStatus) => Err(UpstreamError::HttpStatus(
+                            reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+                        )),
+                        Err(other) => Err(UpstreamError::Rejected(format!("{other:?}"))),
+                    }
+                })
+            })
+        }
+    }
+
+    const MIN_INTERVAL: Duration = Duration::from_secs(30);
+
+    fn collector(upstream: &Arc<Upstream>) -> Arc<Collector> {
+        let target = Target {
+            provider: "isikuota",
+            account: "main".into(),
+            min_interval: MIN_INTERVAL,
+            timeout: Duration::from_secs(10),
+            warning_threshold: None,
+            critical_threshold: None,
+            check: upstream.check(),
+        };
+        Arc::new(Collector::new(vec![target], Arc::new(Metrics::new())))
+    }
+
+    async fn scrape(collector: &Collector) -> String {
+        collector
+            .refresh(Instant::now() + Duration::from_secs(5))
+            .await;
+        collector.render()
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    const BALANCE: &str = "saldo_balance{account=\"main\",currency=\"IDR\",provider=\"isikuota\"}";
+    const UP: &str = "saldo_up{account=\"main\",provider=\"isikuota\"}";
+
+    fn errors(reason: &str) -> String {
+        format!(
+            "saldo_upstream_errors_total{{account=\"main\",provider=\"isikuota\",reason=\"{reason}\"}}"
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_scrape_within_the_interval_reuses_the_cached_balance() {
+        let upstream = Upstream::new(&[Ok(1_000_000), Ok(900_000)]);
+        let collector = collector(&upstream);
+        assert_eq!(value(&scrape(&collector).await, BALANCE), Some(1_000_000.0));
+        tokio::time::advance(MIN_INTERVAL - Duration::from_secs(1)).await;
+        assert_eq!(value(&scrape(&collector).await, BALANCE), Some(1_000_000.0));
+        assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scrape_after_the_interval_checks_again() {
+        let upstream = Upstream::new(&[Ok(1_000_000), Ok(900_000)]);
+        let collector = collector(&upstream);
+        scrape(&collector).await;
+        tokio::time::advance(MIN_INTERVAL).await;
+        assert_eq!(value(&scrape(&collector).await, BALANCE), Some(900_000.0));
+        assert_eq!(upstream.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hundred_concurrent_scrapes_share_one_upstream_request() {
+        let upstream = Upstream::new(&[Ok(1_000_000)]);
+        let collector = collector(&upstream);
+        let scrapes: Vec<_> = (0..100)
+            .map(|_| {
+                let collector = Arc::clone(&collector);
+                tokio::spawn(async move { scrape(&collector).await })
+            })
+            .collect();
+        for scrape in scrapes {
+            assert_eq!(value(&scrape.await.unwrap(), BALANCE), Some(1_000_000.0));
+        }
+        assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_keeps_the_last_good_balance_and_sets_up_to_zero() {
+        let upstream = Upstream::new(&[Ok(1_000_000), Err(Reason::HttpStatus)]);
+        let collector = collector(&upstream);
+        assert_eq!(value(&scrape(&collector).await, UP), Some(1.0));
+        tokio::time::advance(MIN_INTERVAL).await;
+        let text = scrape(&collector).await;
+        assert_eq!(value(&text, UP), Some(0.0));
+        assert_eq!(value(&text, BALANCE), Some(1_000_000.0));
+        assert_eq!(value(&text, &errors("http_status")), Some(1.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_is_reused_within_the_interval_too() {
+        let upstream = Upstream::new(&[Err(Reason::HttpStatus), Ok(1_000_000)]);
+        let collector = collector(&upstream);
+        let text = scrape(&collector).await;
+        assert_eq!(value(&text, UP), Some(0.0));
+        assert_eq!(
+            value(&text, BALANCE),
+            None,
+            "no balance before the first success"
+        );
+        tokio::time::advance(MIN_INTERVAL / 2).await;
+        assert_eq!(value(&scrape(&collector).await, UP), Some(0.0));
+        assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_request_is_made_before_retry_after_has_passed() {
+        // The script's 429 asks for 120 s, four times the min-interval.
+        let upstream = Upstream::new(&[Err(Reason::RateLimited), Ok(1_000_000)]);
+        let collector = collector(&upstream);
+        let text = scrape(&collector).await;
+        assert_eq!(value(&text, &errors("rate_limited")), Some(1.0));
+        for _ in 0..3 {
+            tokio::time::advance(MIN_INTERVAL).await;
+            scrape(&collector).await;
+        }
+        assert_eq!(upstream.calls(), 1, "asked again before Retry-After");
+        tokio::time::advance(MIN_INTERVAL).await;
+        assert_eq!(value(&scrape(&collector).await, BALANCE), Some(1_000_000.0));
+        assert_eq!(upstream.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_check_is_left_running_at_the_deadline_and_serves_the_next_scrape() {
+        let upstream = Upstream::new(&[Ok(1_000_000)]);
+        *upstream.latency.lock().unwrap() = Duration::from_secs(4);
+        let collector = collector(&upstream);
+        let started = Instant::now();
+        collector
+            .refresh(started + Duration::from_millis(1500))
+            .await;
+        assert_eq!(started.elapsed(), Duration::from_millis(1500));
+        let text = collector.render();
+        assert_eq!(value(&text, BALANCE), None);
+        assert_eq!(value(&text, UP), Some(0.0));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        // The next scrape, within the interval, finds the finished result without a new call.
+        assert_eq!(value(&scrape(&collector).await, BALANCE), Some(1_000_000.0));
+        assert_eq!(upstream.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_longer_than_the_timeout_is_a_timeout() {
+        let upstream = Upstream::new(&[Ok(1_000_000)]);
+        *upstream.latency.lock().unwrap() = Duration::from_secs(60);
+        let collector = collector(&upstream);
+        collector
+            .refresh(Instant::now() + Duration::from_secs(11))
+            .await;
+        let text = collector.render();
+        assert_eq!(value(&text, &errors("timeout")), Some(1.0));
+        assert_eq!(value(&text, UP), Some(0.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accounts_are_checked_concurrently() {
+        let upstreams: Vec<_> = (0..20).map(|_| Upstream::new(&[Ok(5)])).collect();
+        let targets = upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, upstream)| Target {
+                provider: "ayopop",
+                account: format!("a{i}"),
+                min_interval: MIN_INTERVAL,
+                timeout: Duration::from_secs(10),
+                warning_threshold: None,
+                critical_threshold: None,
+                check: upstream.check(),
+            })
+            .collect();
+        let collector = Collector::new(targets, Arc::new(Metrics::new()));
+        let started = Instant::now();
+        collector.refresh(started + Duration::from_secs(5)).await;
+        // Twenty checks of 100 ms each finish together, not one after the other.
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        assert!(collector.statuses().iter().all(|s| s.up));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spending_and_top_ups_follow_successive_balances() {
+        let upstream = Upstream::new(&[Ok(1_000_000), Ok(700_000), Ok(2_700_000)]);
+        let collector = collector(&upstream);
+        let mut text = String::new();
+        for _ in 0..3 {
+            text = scrape(&collector).await;
+            tokio::time::advance(MIN_INTERVAL).await;
+        }
+        let labels = "{account=\"main\",currency=\"IDR\",provider=\"isikuota\"}";
+        assert_eq!(
+            value(&text, &format!("saldo_spent_total{labels}")),
+            Some(300_000.0)
+        );
+        assert_eq!(
+            value(&text, &format!("saldo_topup_total{labels}")),
+            Some(2_000_000.0)
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! saldo_exporter: deposit balances of Indonesian PPOB and payment suppliers, for Prometheus.
+//!
+//! Balances are checked through each supplier's own API when Prometheus scrapes `/metrics`, at
+//! most once per min-interval per account. Who owns what:
+//!
+//! - [`config`]: `SALDO_*` variables and the YAML accounts file, validated into a
+//!   [`config::Config`].
+//! - [`providers`]: one file per supplier, registered in one list; each builds its signed request
+//!   and decodes answers into a [`providers::Balance`] or a classified [`error::UpstreamError`].
+//! - [`signing`]: the pure HMAC and JWT functions the providers sign with.
+//! - [`error`]: the one place upstream failures are classified into a `reason`.
+//! - [`collector`]: the min-interval guard, single flight and concurrent fan-out per scrape.
+//! - [`metrics`]: the one owner of the Prometheus registry.
+//! - [`server`]: the HTTP endpoints and graceful shutdown.
+//! - [`telemetry`]: logging to stderr, as text or JSON lines.
+//! - [`demo`]: simulated suppliers on loopback, for `--demo` and the tests.
+
+pub mod collector;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod metrics;
+pub mod providers;
+pub mod server;
+pub mod signing;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::collector::{Collector, Target};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::server::App;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision built from, or `unknown`.
+pub const REVISION: &str = env!("SALDO_REVISION");
+
+/// The one HTTP client for every upstream: connection reuse, no redirects (credentials must not
+/// follow a redirect to another host), and only the connect phase limited here, since the
+/// collector bounds each whole check.
+pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("saldo_exporter/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.timeout)
+        .build()
+}
+
+/// The collector's view of each configured account.
+pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
+    config
+        .accounts
+        .into_iter()
+        .map(|account| {
+            let provider = Arc::new(account.provider);
+            let client = client.clone();
+            Target {
+                provider: provider.name(),
+                account: account.name,
+                min_interval: account.min_interval.unwrap_or(config.min_interval),
+                timeout: config.timeout,
+                warning_threshold: account.warning_threshold,
+                critical_threshold: account.critical_threshold,
+                check: Arc::new(move || {
+                    let provider = Arc::clone(&provider);
+                    let client = client.clone();
+                    Box::pin(async move { providers::check(provider.provider(), &client).await })
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Runs the exporter on `listener` until `shutdown` completes. With `demo`, the simulated
+/// suppliers start first and their two accounts join the configured ones.
+pub async fn run(
+    mut config: Config,
+    demo: bool,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // Kept alive for as long as the exporter serves.
+    let mut simulators = Vec::new();
+    if demo {
+        let (started, env) = demo::start().await.context("starting the demo providers")?;
+        simulators = started;
+        config.accounts.extend(
+            Config::from_vars(env)
+                .context("configuring the demo accounts")?
+                .accounts,
+        );
+    }
+    let client = http_client(&config).context("building the HTTP client")?;
+    let timeout = config.timeout;
+    let min_interval = config.min_interval;
+    for account in &config.accounts {
+        tracing::info!(
+            provider = account.provider.name(),
+            account = %account.name,
+            "collecting account"
+        );
+    }
+    let app = Arc::new(App {
+        collector: Collector::new(targets(config, &client), Arc::new(Metrics::new())),
+        timeout,
+        min_interval,
+    });
+    tracing::info!(
+        address = %listener.local_addr()?,
+        version = VERSION,
+        revision = REVISION,
+        "listening"
+    );
+    server::serve(listener, app, shutdown).await;
+    drop(simulators);
+    Ok(())
+}

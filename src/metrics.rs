@@ -1,0 +1,340 @@
+//! The one module that owns the Prometheus registry.
+//!
+//! Every metric is declared once in [`Metrics`]: the field name is the metric name (after the
+//! `saldo_` prefix) and the doc comment is its HELP text. Event counters are updated by
+//! [`Metrics::observe_check`] when a check finishes; gauges that describe the current state are
+//! filled from the collector's state right before each gather, in [`Metrics::render`], so they
+//! can never drift from it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::{
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::error::{Reason, UpstreamError};
+use crate::providers::Balance;
+
+/// Upstream latency buckets in seconds: supplier APIs answer in tens of milliseconds to seconds,
+/// and the check timeout defaults to 10 s.
+const LATENCY_BUCKETS: [f64; 11] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0];
+
+/// The metric families this module knows how to create.
+trait Family: Collector + Clone + Sized + 'static {
+    fn create(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self>;
+}
+
+macro_rules! family {
+    ($type:ty) => {
+        impl Family for $type {
+            fn create(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
+                <$type>::new(Opts::new(name, help), labels)
+            }
+        }
+    };
+}
+family!(GaugeVec);
+family!(IntGaugeVec);
+family!(CounterVec);
+family!(IntCounterVec);
+
+impl Family for HistogramVec {
+    fn create(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<Self> {
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            labels,
+        )
+    }
+}
+
+/// Declares the metrics struct and its constructor from one list.
+macro_rules! metrics {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                pub $field:ident: $type:ty [$($label:literal),*],
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            registry: Registry,
+            $(
+                $(#[doc = $doc])+
+                pub $field: $type,
+            )+
+        }
+
+        impl $name {
+            fn register(registry: Registry) -> prometheus::Result<Self> {
+                $(
+                    let help = [$($doc.trim()),+].join(" ");
+                    let $field = <$type as Family>::create(
+                        concat!("saldo_", stringify!($field)),
+                        &help,
+                        &[$($label),*],
+                    )?;
+                    registry.register(Box::new($field.clone()))?;
+                )+
+                Ok(Self { registry, $($field,)+ })
+            }
+        }
+    };
+}
+
+metrics! {
+    /// Every metric the exporter serves, besides the process metrics.
+    pub struct Metrics {
+        /// The account's balance as last fetched successfully from the provider, in the
+        /// currency's main unit (rupiah for IDR). Checked when /metrics is scraped, at most once
+        /// per min-interval, so the value can be up to one min-interval old; kept after failures.
+        pub balance: GaugeVec["provider", "account", "currency"],
+        /// 1 if the latest balance check of the account succeeded, else 0.
+        pub up: IntGaugeVec["provider", "account"],
+        /// Unix time of the latest successful balance check.
+        pub last_success_timestamp_seconds: GaugeVec["provider", "account"],
+        /// Low-balance threshold configured for the account, by severity.
+        pub balance_threshold: GaugeVec["provider", "account", "severity"],
+        /// Sum of the decreases observed between successive successful checks (money spent).
+        pub spent_total: CounterVec["provider", "account", "currency"],
+        /// Sum of the increases observed between successive successful checks (top-ups).
+        pub topup_total: CounterVec["provider", "account", "currency"],
+        /// Balance requests sent to the provider.
+        pub upstream_requests_total: IntCounterVec["provider", "account"],
+        /// Balance checks that failed, by reason: timeout, connect, http_status, auth,
+        /// rate_limited, decode or rejected.
+        pub upstream_errors_total: IntCounterVec["provider", "account", "reason"],
+        /// Duration of balance requests to the provider, failed ones included.
+        pub upstream_request_duration_seconds: HistogramVec["provider", "account"],
+        /// Version and git revision of the running exporter; always 1.
+        pub build_info: IntGaugeVec["version", "revision"],
+    }
+}
+
+/// The state of one account, as the collector hands it to [`Metrics::render`].
+pub struct AccountView<'a> {
+    pub provider: &'a str,
+    pub account: &'a str,
+    pub up: bool,
+    pub last_good: Option<(&'a Balance, SystemTime)>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process collector registers once");
+        let metrics = Self::register(registry).expect("metric names are valid and unique");
+        metrics
+            .build_info
+            .with_label_values(&[crate::VERSION, crate::REVISION])
+            .set(1);
+        metrics
+    }
+
+    /// Creates an account's series up front, so `rate()` and alerts see zeros rather than
+    /// nothing before the first failure.
+    pub fn add_account(&self, provider: &str, account: &str, thresholds: &[(&str, Decimal)]) {
+        self.upstream_requests_total
+            .with_label_values(&[provider, account]);
+        for reason in Reason::ALL {
+            self.upstream_errors_total
+                .with_label_values(&[provider, account, reason.as_str()]);
+        }
+        self.upstream_request_duration_seconds
+            .with_label_values(&[provider, account]);
+        for (severity, value) in thresholds {
+            self.balance_threshold
+                .with_label_values(&[provider, account, severity])
+                .set(to_f64(*value));
+        }
+    }
+
+    /// Records one finished check. `previous` is the last good balance before it, for the
+    /// spent/top-up counters.
+    pub fn observe_check(
+        &self,
+        provider: &str,
+        account: &str,
+        duration: Duration,
+        result: &Result<Balance, UpstreamError>,
+        previous: Option<&Balance>,
+    ) {
+        let labels = [provider, account];
+        self.upstream_requests_total
+            .with_label_values(&labels)
+            .inc();
+        self.upstream_request_duration_seconds
+            .with_label_values(&labels)
+            .observe(duration.as_secs_f64());
+        match result {
+            Err(err) => self
+                .upstream_errors_total
+                .with_label_values(&[provider, account, err.reason().as_str()])
+                .inc(),
+            Ok(balance) => {
+                let labels = [provider, account, balance.currency.as_str()];
+                let spent = self.spent_total.with_label_values(&labels);
+                let topup = self.topup_total.with_label_values(&labels);
+                // A currency change is a new series, not a spend or a top-up.
+                if let Some(previous) = previous.filter(|p| p.currency == balance.currency) {
+                    let change = balance.amount - previous.amount;
+                    if change < Decimal::ZERO {
+                        spent.inc_by(to_f64(-change));
+                    } else if change > Decimal::ZERO {
+                        topup.inc_by(to_f64(change));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills the state gauges from `accounts` and encodes everything in the text format. The
+    /// caller serialises calls, since the gauges are reset and refilled.
+    pub fn render<'a>(&self, accounts: impl Iterator<Item = AccountView<'a>>) -> String {
+        // Reset first, so a series appears only while the state says it should (no balance
+        // before the first success) and a changed currency leaves no stale series behind.
+        self.balance.reset();
+        self.up.reset();
+        self.last_success_timestamp_seconds.reset();
+        for view in accounts {
+            let labels = [view.provider, view.account];
+            self.up.with_label_values(&labels).set(i64::from(view.up));
+            if let Some((balance, at)) = view.last_good {
+                self.balance
+                    .with_label_values(&[view.provider, view.account, &balance.currency])
+                    .set(to_f64(balance.amount));
+                let seconds = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+                self.last_success_timestamp_seconds
+                    .with_label_values(&labels)
+                    .set(seconds.as_secs_f64());
+            }
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("the text encoder writes to memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The content type of what [`Metrics::render`] returns: text format 0.0.4, as Prometheus'
+/// own client libraries send it.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn to_f64(value: Decimal) -> f64 {
+    // Amounts within ±7.9e28 always convert; f64 is what Prometheus stores.
+    value.to_f64().unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balance(amount: i64) -> Balance {
+        Balance {
+            amount: Decimal::from(amount),
+            currency: "IDR".into(),
+            holder: None,
+        }
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn help_texts_come_from_the_doc_comments() {
+        let metrics = Metrics::new();
+        // Families without series are not exposed, so give them one account.
+        metrics.add_account("isikuota", "main", &[]);
+        let text = metrics.render(std::iter::once(AccountView {
+            provider: "isikuota",
+            account: "main",
+            up: true,
+            last_good: Some((&balance(1), SystemTime::now())),
+        }));
+        assert!(text.contains(
+            "# HELP saldo_upstream_requests_total Balance requests sent to the provider.\n"
+        ));
+        assert!(text.contains("can be up to one min-interval old"));
+        assert!(text.contains("# TYPE saldo_upstream_errors_total counter\n"));
+        assert!(text.contains("saldo_build_info{revision="));
+    }
+
+    #[test]
+    fn an_account_never_checked_has_no_balance_series_but_zeroed_error_counters() {
+        let metrics = Metrics::new();
+        metrics.add_account("isikuota", "main", &[("warning", Decimal::from(500_000))]);
+        let text = metrics.render(std::iter::once(AccountView {
+            provider: "isikuota",
+            account: "main",
+            up: false,
+            last_good: None,
+        }));
+        assert!(line(&text, "saldo_balance{").is_none());
+        assert_eq!(
+            line(
+                &text,
+                "saldo_upstream_errors_total{account=\"main\",provider=\"isikuota\",reason=\"auth\"}"
+            ),
+            Some(
+                "saldo_upstream_errors_total{account=\"main\",provider=\"isikuota\",reason=\"auth\"} 0"
+            )
+        );
+        assert!(text.contains(
+            "saldo_balance_threshold{account=\"main\",provider=\"isikuota\",severity=\"warning\"} 500000\n"
+        ));
+        assert!(text.contains("saldo_up{account=\"main\",provider=\"isikuota\"} 0\n"));
+    }
+
+    #[test]
+    fn spending_and_top_ups_are_counted_separately() {
+        let metrics = Metrics::new();
+        let observe = |now: i64, before: Option<i64>| {
+            metrics.observe_check(
+                "ayopop",
+                "a",
+                Duration::from_millis(30),
+                &Ok(balance(now)),
+                before.map(balance).as_ref(),
+            )
+        };
+        observe(1_000_000, None);
+        observe(900_000, Some(1_000_000));
+        observe(1_400_000, Some(900_000));
+        observe(1_350_000, Some(1_400_000));
+        let labels = ["ayopop", "a", "IDR"];
+        assert_eq!(
+            metrics.spent_total.with_label_values(&labels).get(),
+            150_000.0
+        );
+        assert_eq!(
+            metrics.topup_total.with_label_values(&labels).get(),
+            500_000.0
+        );
+        assert_eq!(
+            metrics
+                .upstream_requests_total
+                .with_label_values(&["ayopop", "a"])
+                .get(),
+            4
+        );
+    }
+}

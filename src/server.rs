@@ -1,0 +1,281 @@
+//! The HTTP side: `/metrics`, the landing page, `/-/healthy`, `/-/ready`, graceful shutdown.
+//!
+//! [`serve`] takes the listener and a shutdown future, so tests own the socket and the stop.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderMap};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::collector::Collector;
+use crate::metrics;
+
+/// Prometheus sends its scrape timeout in this header; answering this much before it leaves
+/// room for the answer to travel (blackbox_exporter uses the same margin).
+const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+const SCRAPE_TIMEOUT_MARGIN: f64 = 0.5;
+
+/// How long open connections may finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct App {
+    pub collector: Collector,
+    /// The check timeout, and the scrape deadline when Prometheus sends none.
+    pub timeout: Duration,
+    pub min_interval: Duration,
+}
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Serves the exporter on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    accept_loop(
+        listener,
+        move |request| handle(Arc::clone(&app), request),
+        shutdown,
+    )
+    .await;
+}
+
+/// Accepts HTTP/1 connections and answers each request with `handler`, until `shutdown`;
+/// then lets open connections finish for a short grace period. Shared with the simulators.
+pub async fn accept_loop<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, usually: back off rather than spin.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let handler = handler.clone();
+        let service = service_fn(move |request| {
+            let response = handler(request);
+            async move { Ok::<_, Infallible>(response.await) }
+        });
+        let connection = http1::Builder::new()
+            // Enables hyper's header read timeout, so idle half-open clients are dropped.
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::debug!("connections still open after the shutdown grace period");
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}
+
+async fn handle(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, "GET, HEAD".parse().expect("a valid header value"));
+        return response;
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let budget = scrape_budget(request.headers(), app.timeout);
+            app.collector.refresh(Instant::now() + budget).await;
+            respond(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                app.collector.render(),
+            )
+        }
+        "/" => respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            landing_page(&app),
+        ),
+        "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
+        // Configuration is loaded and checked before the listener exists, so serving means ready.
+        "/-/ready" => text(StatusCode::OK, "Ready\n"),
+        _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+    }
+}
+
+/// How long a scrape may wait for checks: Prometheus' timeout less a margin, never more than
+/// the check timeout (as blackbox_exporter does).
+pub fn scrape_budget(headers: &HeaderMap, timeout: Duration) -> Duration {
+    headers
+        .get(SCRAPE_TIMEOUT_HEADER)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<f64>().ok())
+        .map(|seconds| seconds - SCRAPE_TIMEOUT_MARGIN)
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map(|seconds| Duration::from_secs_f64(seconds).min(timeout))
+        .unwrap_or(timeout)
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        content_type.parse().expect("a valid content type"),
+    );
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> HttpResponse {
+    respond(status, "text/plain; charset=utf-8", body.to_owned())
+}
+
+/// Version, accounts and their health, links. Built only from labels and state: there is no
+/// secret in either.
+fn landing_page(app: &App) -> String {
+    let mut rows = String::new();
+    for status in app.collector.statuses() {
+        let health = match (status.up, status.last_error, status.last_success) {
+            (true, _, _) => "up".to_owned(),
+            (false, Some(reason), _) => format!("down ({})", reason.as_str()),
+            (false, None, _) => "not checked yet".to_owned(),
+        };
+        let last_success = status
+            .last_success
+            .map(httpdate::fmt_http_date)
+            .unwrap_or_else(|| "never".into());
+        let _ = writeln!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(status.provider),
+            escape(&status.account),
+            escape(status.holder.as_deref().unwrap_or("")),
+            escape(&health),
+            escape(&last_success),
+        );
+    }
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>saldo_exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
+</head>
+<body>
+<h1>saldo_exporter</h1>
+<p>Deposit balances of PPOB and payment supplier accounts, for Prometheus.
+Version {version} (revision {revision}). Balances are checked when <a href="/metrics">/metrics</a>
+is scraped, at most once per {interval} per account.</p>
+<table>
+<tr><th>Provider</th><th>Account</th><th>Holder</th><th>Latest check</th><th>Last success</th></tr>
+{rows}</table>
+<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p>Page generated {now}.</p>
+</body>
+</html>
+"#,
+        version = crate::VERSION,
+        revision = escape(crate::REVISION),
+        interval = humantime::format_duration(app.min_interval),
+        now = httpdate::fmt_http_date(SystemTime::now()),
+    )
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+
+    use super::*;
+
+    fn budget(header: Option<&'static str>) -> Duration {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = header {
+            headers.insert(SCRAPE_TIMEOUT_HEADER, HeaderValue::from_static(value));
+        }
+        scrape_budget(&headers, Duration::from_secs(10))
+    }
+
+    #[test]
+    fn the_scrape_budget_is_prometheus_timeout_less_half_a_second() {
+        assert_eq!(budget(Some("2")), Duration::from_millis(1500));
+        assert_eq!(budget(Some("9.5")), Duration::from_secs(9));
+    }
+
+    #[test]
+    fn the_scrape_budget_never_exceeds_the_check_timeout() {
+        assert_eq!(budget(Some("30")), Duration::from_secs(10));
+        assert_eq!(budget(None), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_useless_scrape_timeout_header_falls_back_to_the_check_timeout() {
+        for value in ["0.3", "-1", "NaN", "soon"] {
+            assert_eq!(budget(Some(value)), Duration::from_secs(10), "{value}");
+        }
+    }
+
+    #[test]
+    fn account_names_are_escaped_on_the_landing_page() {
+        assert_eq!(
+            escape("<b>\"toko\" & 'co'</b>"),
+            "&lt;b&gt;&quot;toko&quot; &amp; &#39;co&#39;&lt;/b&gt;"
+        );
+    }
+}
