@@ -112,6 +112,8 @@ struct State {
     credentials: Credentials,
     balance: Decimal,
     fault: Option<Fault>,
+    /// Added before every answer, like a distant or busy supplier.
+    latency: Duration,
     sales: Option<(Sales, Instant)>,
     sold: usize,
 }
@@ -129,6 +131,7 @@ impl Simulator {
                 credentials: Credentials::demo(kind),
                 balance,
                 fault: None,
+                latency: Duration::ZERO,
                 sales: None,
                 sold: 0,
             }),
@@ -197,6 +200,10 @@ impl Simulator {
         self.shared.state().fault = fault;
     }
 
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.state().latency = latency;
+    }
+
     /// The provider now expects another secret, as after a key rotation on its dashboard.
     pub fn rotate_secret(&self, secret_key: &str) {
         self.shared.state().credentials.secret_key = secret_key.to_owned();
@@ -234,7 +241,11 @@ impl Shared {
             self.rejected.fetch_add(1, Ordering::SeqCst);
             return self.failure(status, problem);
         }
-        let fault = self.state().fault.clone();
+        let (fault, latency) = {
+            let state = self.state();
+            (state.fault.clone(), state.latency)
+        };
+        tokio::time::sleep(latency).await;
         match fault {
             None => {}
             Some(Fault::Status(code)) => {
