@@ -1,0 +1,78 @@
+//! The command line: exit codes, one-line configuration errors, `--check-config`.
+
+use std::process::{Command, Output};
+
+fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_saldo_exporter"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+const ISIKUOTA: [(&str, &str); 3] = [
+    ("SALDO_ISIKUOTA_API_ID", "id-1"),
+    ("SALDO_ISIKUOTA_API_KEY", "sk-live-7d1e0c"),
+    ("SALDO_ISIKUOTA_SECRET_KEY", "ss-live-4b9f2a"),
+];
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "accounts"),
+        (&[("SALDO_MIN_INTERVAL", "sebentar")], "SALDO_MIN_INTERVAL"),
+        (&ISIKUOTA[..2], "SALDO_ISIKUOTA_SECRET_KEY"),
+        (&[("SALDO_AYOPOP_PARTNER_ID", "p")], "SALDO_AYOPOP_API_KEY"),
+        (
+            &[("SALDO_CONFIG_FILE", "/nonexistent/saldo.yml")],
+            "SALDO_CONFIG_FILE",
+        ),
+        (&[("SALDO_DIGIFLAZ_USERNAME", "u")], "SALDO_DIGIFLAZ_*"),
+    ];
+    for (env, setting) in cases {
+        let mut env = env.to_vec();
+        if *setting == "SALDO_MIN_INTERVAL" {
+            env.extend(ISIKUOTA);
+        }
+        let output = run(&env, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{setting}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{setting}: {stderr}");
+        assert!(
+            stderr.contains(setting),
+            "{stderr:?} does not name {setting}"
+        );
+        assert!(
+            !stderr.contains("sk-live-7d1e0c"),
+            "the API key was printed"
+        );
+    }
+}
+
+#[test]
+fn check_config_validates_without_serving() {
+    let output = run(&ISIKUOTA, &["--check-config"]);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("1 account(s)") && stdout.contains("isikuota isikuota"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("sk-live-7d1e0c") && !stdout.contains("ss-live-4b9f2a"));
+    assert_eq!(
+        run(&ISIKUOTA[..1], &["--check-config"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn help_and_version_work_without_configuration() {
+    let help = run(&[], &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--demo"));
+    let version = run(&[], &["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+    assert_eq!(run(&[], &["--no-such-flag"]).status.code(), Some(2));
+}
