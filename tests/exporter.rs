@@ -10,6 +10,9 @@ use saldo_exporter::demo::{Fault, Kind, Simulator};
 use support::{DEADLINE, Exporter, client, require_tool, sample, setting};
 use tokio::time::Instant;
 
+/// Puts a simulator into one failure mode.
+type Breakage = Box<dyn Fn(&Simulator)>;
+
 fn labels<'a>(provider: &'a str, account: &'a str) -> [(&'a str, &'a str); 2] {
     [("provider", provider), ("account", account)]
 }
@@ -121,7 +124,7 @@ async fn every_failure_keeps_the_last_balance_and_counts_its_reason() {
     let exporter = Exporter::start(&env).await;
     exporter.scrape().await;
 
-    let cases: Vec<(&str, Box<dyn Fn(&Simulator)>, &str)> = vec![
+    let cases: Vec<(&str, Breakage, &str)> = vec![
         (
             "HTTP 500",
             Box::new(|s| s.set_fault(Some(Fault::Status(500)))),
