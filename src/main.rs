@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use saldo_exporter::config::Config;
 use saldo_exporter::{server, telemetry};
 
@@ -18,10 +18,22 @@ struct Cli {
     /// balances without credentials.
     #[arg(long)]
     demo: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exit 0 if the exporter listening on SALDO_LISTEN_ADDRESS answers /-/healthy, else 1.
+    /// For container health checks, which may have no shell or curl.
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck();
+    }
     let config = match Config::from_env().and_then(|config| {
         if !cli.demo {
             config.require_accounts()?;
@@ -64,6 +76,29 @@ fn main() -> ExitCode {
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("saldo_exporter: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn healthcheck() -> ExitCode {
+    // Only the listen address matters here; the accounts were checked when the exporter started.
+    let listen = match Config::from_env() {
+        Ok(config) => config.listen_address,
+        Err(err) => {
+            eprintln!("saldo_exporter: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())
+        .and_then(|runtime| runtime.block_on(server::healthcheck(listen, false)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("saldo_exporter: unhealthy: {err}");
             ExitCode::FAILURE
         }
     }

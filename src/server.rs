@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::collector::Collector;
+use crate::error::UpstreamError;
 use crate::metrics;
 
 /// Prometheus sends its scrape timeout in this header; answering this much before it leaves
@@ -115,6 +117,36 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutting down");
+}
+
+/// Asks a running exporter on `listen` whether it is healthy, for container health checks
+/// that have no shell or curl. 401 counts as alive: the endpoint may sit behind basic auth.
+pub async fn healthcheck(listen: SocketAddr, https: bool) -> Result<(), String> {
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::from(Ipv4Addr::LOCALHOST),
+        ip if ip.is_unspecified() => IpAddr::from(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let scheme = if https { "https" } else { "http" };
+    let url = format!(
+        "{scheme}://{}/-/healthy",
+        SocketAddr::new(host, listen.port())
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        // Checking our own process over loopback: its certificate need not name "localhost".
+        .tls_danger_accept_invalid_certs(https)
+        .build()
+        .map_err(|err| err.to_string())?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|err| format!("{url}: {}", UpstreamError::from(err)))?;
+    match response.status() {
+        StatusCode::OK | StatusCode::UNAUTHORIZED => Ok(()),
+        status => Err(format!("{url}: HTTP {status}")),
+    }
 }
 
 async fn handle(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {

@@ -76,3 +76,10 @@ fn help_and_version_work_without_configuration() {
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
     assert_eq!(run(&[], &["--no-such-flag"]).status.code(), Some(2));
 }
+
+#[test]
+fn the_healthcheck_fails_when_nothing_listens() {
+    let output = run(&[("SALDO_LISTEN_ADDRESS", "127.0.0.1:1")], &["healthcheck"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unhealthy"));
+}

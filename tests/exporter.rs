@@ -493,3 +493,16 @@ async fn sigterm_stops_the_exporter_cleanly() {
     assert!(exit.success(), "exited with {exit}");
     assert!(exporter.output().contains("shutting down"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_subcommand_passes_against_a_running_exporter() {
+    let (_isikuota, _ayopop, env) = suppliers().await;
+    let exporter = Exporter::start(&env).await;
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_saldo_exporter"))
+        .arg("healthcheck")
+        .env_clear()
+        .env("SALDO_LISTEN_ADDRESS", exporter.address.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
