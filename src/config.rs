@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::providers::{self, ProviderConfig};
+use crate::web::WebConfig;
 
 const ENV_PREFIX: &str = "SALDO_";
 
@@ -51,6 +52,8 @@ pub struct Config {
     /// A level (`info`) for this exporter's own logs, or a full `tracing` filter directive.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// TLS, basic auth and headers for the HTTP endpoints; plain and open by default.
+    pub web: WebConfig,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -73,6 +76,7 @@ struct Environment {
     config_file: Option<PathBuf>,
     log_level: Option<String>,
     log_format: Option<String>,
+    web_config_file: Option<PathBuf>,
     /// `isikuota_api_id` and the like, lower-cased by envy.
     #[serde(flatten)]
     accounts: BTreeMap<String, String>,
@@ -184,6 +188,10 @@ impl Config {
             }
         };
 
+        let web = match &env.web_config_file {
+            Some(path) => WebConfig::load(path, &setting("WEB_CONFIG_FILE"))?,
+            None => WebConfig::default(),
+        };
         let mut accounts = accounts_from_env(env.accounts)?;
         if let Some(path) = &env.config_file {
             accounts.extend(accounts_from_file(path)?);
@@ -197,6 +205,7 @@ impl Config {
             config_file: env.config_file,
             log_level,
             log_format,
+            web,
             accounts,
         })
     }

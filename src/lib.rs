@@ -13,6 +13,7 @@
 //! - [`metrics`]: the one owner of the Prometheus registry.
 //! - [`server`]: the HTTP endpoints and graceful shutdown.
 //! - [`telemetry`]: logging to stderr, as text or JSON lines.
+//! - [`web`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
 //! - [`demo`]: simulated suppliers on loopback, for `--demo` and the tests.
 
 pub mod collector;
@@ -24,6 +25,7 @@ pub mod providers;
 pub mod server;
 pub mod signing;
 pub mod telemetry;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -98,6 +100,7 @@ pub async fn run(
     let client = http_client(&config).context("building the HTTP client")?;
     let timeout = config.timeout;
     let min_interval = config.min_interval;
+    let web = config.web.clone();
     for account in &config.accounts {
         tracing::info!(
             provider = account.provider.name(),
@@ -107,11 +110,14 @@ pub async fn run(
     }
     let app = Arc::new(App {
         collector: Collector::new(targets(config, &client), Arc::new(Metrics::new())),
+        web,
         timeout,
         min_interval,
     });
     tracing::info!(
         address = %listener.local_addr()?,
+        tls = app.web.tls.is_some(),
+        basic_auth = app.web.auth.is_some(),
         version = VERSION,
         revision = REVISION,
         "listening"

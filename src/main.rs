@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use saldo_exporter::config::Config;
+use saldo_exporter::web::WebConfig;
 use saldo_exporter::{server, telemetry};
 
 /// Prometheus exporter for the deposit balances (saldo) held with Indonesian PPOB and payment
@@ -18,6 +19,10 @@ struct Cli {
     /// balances without credentials.
     #[arg(long)]
     demo: bool,
+    /// Web configuration file (TLS, basic auth, headers) in the format of Prometheus' own
+    /// exporters; overrides SALDO_WEB_CONFIG_FILE.
+    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
+    web_config_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,9 +37,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Healthcheck) = cli.command {
-        return healthcheck();
+        return healthcheck(cli.web_config_file.as_deref());
     }
-    let config = match Config::from_env().and_then(|config| {
+    let config = match Config::from_env().and_then(|mut config| {
+        if let Some(path) = &cli.web_config_file {
+            config.web = WebConfig::load(path, "--web.config.file")?;
+        }
         if !cli.demo {
             config.require_accounts()?;
         }
@@ -81,10 +89,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn healthcheck() -> ExitCode {
-    // Only the listen address matters here; the accounts were checked when the exporter started.
-    let listen = match Config::from_env() {
-        Ok(config) => config.listen_address,
+fn healthcheck(web_config_file: Option<&std::path::Path>) -> ExitCode {
+    // Only the listen address and TLS matter here; the accounts were checked at start.
+    let config = Config::from_env().and_then(|mut config| {
+        if let Some(path) = web_config_file {
+            config.web = WebConfig::load(path, "--web.config.file")?;
+        }
+        Ok(config)
+    });
+    let (listen, https) = match config {
+        Ok(config) => (config.listen_address, config.web.tls.is_some()),
         Err(err) => {
             eprintln!("saldo_exporter: invalid configuration: {err}");
             return ExitCode::from(2);
@@ -94,7 +108,7 @@ fn healthcheck() -> ExitCode {
         .enable_all()
         .build()
         .map_err(|err| err.to_string())
-        .and_then(|runtime| runtime.block_on(server::healthcheck(listen, false)));
+        .and_then(|runtime| runtime.block_on(server::healthcheck(listen, https)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -11,29 +11,36 @@ use std::time::{Duration, SystemTime};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderMap};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout};
+use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Collector;
 use crate::error::UpstreamError;
 use crate::metrics;
+use crate::web::WebConfig;
 
 /// Prometheus sends its scrape timeout in this header; answering this much before it leaves
 /// room for the answer to travel (blackbox_exporter uses the same margin).
 const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
 const SCRAPE_TIMEOUT_MARGIN: f64 = 0.5;
 
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long open connections may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct App {
     pub collector: Collector,
+    /// TLS, basic auth and extra headers from `--web.config.file`.
+    pub web: WebConfig,
     /// The check timeout, and the scrape deadline when Prometheus sends none.
     pub timeout: Duration,
     pub min_interval: Duration,
@@ -43,18 +50,34 @@ pub type HttpResponse = Response<Full<Bytes>>;
 
 /// Serves the exporter on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    accept_loop(
+    let tls = app.web.tls.clone();
+    accept_connections(
         listener,
-        move |request| handle(Arc::clone(&app), request),
+        tls,
+        move |request| respond_to(Arc::clone(&app), request),
         shutdown,
     )
     .await;
 }
 
-/// Accepts HTTP/1 connections and answers each request with `handler`, until `shutdown`;
-/// then lets open connections finish for a short grace period. Shared with the simulators.
+/// Accepts plain HTTP/1 connections and answers each request with `handler` until `shutdown`.
+/// Shared with the simulators.
 pub async fn accept_loop<H, F>(
     listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    accept_connections(listener, None, handler, shutdown).await;
+}
+
+/// Accepts HTTP/1 connections (over TLS when `tls` is given) and answers each request with
+/// `handler`, until `shutdown`; then lets open connections finish for a short grace period.
+pub async fn accept_connections<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -81,13 +104,36 @@ pub async fn accept_loop<H, F>(
             let response = handler(request);
             async move { Ok::<_, Infallible>(response.await) }
         });
-        let connection = http1::Builder::new()
-            // Enables hyper's header read timeout, so idle half-open clients are dropped.
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let mut http = http1::Builder::new();
+        // Enables hyper's header read timeout, so idle half-open clients are dropped.
+        http.timer(TokioTimer::new());
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    // In the connection's task, so a slow client cannot stall accepting others.
+                    let stream = match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(err) = served {
                 tracing::debug!(error = %err, "connection closed with an error");
             }
         });
@@ -149,7 +195,26 @@ pub async fn healthcheck(listen: SocketAddr, https: bool) -> Result<(), String> 
     }
 }
 
-async fn handle(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
+/// Applies the web configuration around [`handle`]: basic auth first, extra headers last.
+async fn respond_to(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
+    if let Some(auth) = &app.web.auth
+        && !auth.allows(request.headers()).await
+    {
+        let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"saldo_exporter\""),
+        );
+        return response;
+    }
+    let mut response = handle(&app, request).await;
+    for (name, value) in &app.web.headers {
+        response.headers_mut().insert(name, value.clone());
+    }
+    response
+}
+
+async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
         response
@@ -170,7 +235,7 @@ async fn handle(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
         "/" => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing_page(&app),
+            landing_page(app),
         ),
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
         // Configuration is loaded and checked before the listener exists, so serving means ready.
@@ -272,8 +337,6 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use hyper::header::HeaderValue;
-
     use super::*;
 
     fn budget(header: Option<&'static str>) -> Duration {
