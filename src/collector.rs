@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rust_decimal::Decimal;
@@ -51,7 +51,8 @@ pub struct AccountStatus {
 }
 
 pub struct Collector {
-    accounts: Vec<Arc<Account>>,
+    /// Swapped whole on a configuration reload; scrapes work on the snapshot they took.
+    accounts: RwLock<Arc<[Arc<Account>]>>,
     metrics: Arc<Metrics>,
     /// Rendering resets and refills gauges, so two renders must not interleave.
     render: Mutex<()>,
@@ -62,7 +63,7 @@ struct Account {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct State {
     last_started: Option<Instant>,
     /// Set by a 429's `Retry-After`: no request before then.
@@ -76,7 +77,21 @@ struct State {
 
 impl Collector {
     pub fn new(targets: Vec<Target>, metrics: Arc<Metrics>) -> Self {
-        let accounts = targets
+        let collector = Self {
+            accounts: RwLock::new(Arc::new([])),
+            metrics,
+            render: Mutex::new(()),
+        };
+        collector.replace(targets);
+        collector
+    }
+
+    /// Switches to a new set of accounts (a configuration reload). An account that stays, by
+    /// provider and name, keeps its last balance, its interval and its Retry-After; the series
+    /// of an account that leaves are removed.
+    pub fn replace(&self, targets: Vec<Target>) {
+        let old = self.accounts();
+        let accounts: Arc<[Arc<Account>]> = targets
             .into_iter()
             .map(|target| {
                 let thresholds: Vec<(&str, Decimal)> = [
@@ -86,24 +101,52 @@ impl Collector {
                 .into_iter()
                 .filter_map(|(severity, value)| value.map(|v| (severity, v)))
                 .collect();
-                metrics.add_account(target.provider, &target.account, &thresholds);
+                self.metrics
+                    .add_account(target.provider, &target.account, &thresholds);
+                let state = old
+                    .iter()
+                    .find(|a| a.is(target.provider, &target.account))
+                    .map(|previous| State {
+                        // A check still running reports to the account it started for.
+                        in_flight: None,
+                        ..lock(&previous.state).clone()
+                    })
+                    .unwrap_or_default();
                 Arc::new(Account {
                     target,
-                    state: Mutex::default(),
+                    state: Mutex::new(state),
                 })
             })
             .collect();
-        Self {
-            accounts,
-            metrics,
-            render: Mutex::new(()),
+        for gone in old.iter().filter(|a| {
+            !accounts
+                .iter()
+                .any(|n| n.is(a.target.provider, &a.target.account))
+        }) {
+            let state = lock(&gone.state);
+            let currency = state.last_good.as_ref().map(|(b, _)| b.currency.as_str());
+            self.metrics
+                .remove_account(gone.target.provider, &gone.target.account, currency);
         }
+        *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
+    }
+
+    fn accounts(&self) -> Arc<[Arc<Account>]> {
+        Arc::clone(&self.accounts.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.accounts().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accounts().is_empty()
     }
 
     /// Starts every due check, then waits for all checks in flight until `deadline`.
     pub async fn refresh(&self, deadline: Instant) {
         let waits: Vec<_> = self
-            .accounts
+            .accounts()
             .iter()
             .filter_map(|account| account.start_if_due(&self.metrics))
             .collect();
@@ -123,9 +166,9 @@ impl Collector {
     /// The exposition text, reflecting the state right now.
     pub fn render(&self) -> String {
         let _serialised = lock(&self.render);
-        let states: Vec<_> = self.accounts.iter().map(|a| lock(&a.state)).collect();
-        let views = self
-            .accounts
+        let accounts = self.accounts();
+        let states: Vec<_> = accounts.iter().map(|a| lock(&a.state)).collect();
+        let views = accounts
             .iter()
             .zip(&states)
             .map(|(account, state)| AccountView {
@@ -138,7 +181,7 @@ impl Collector {
     }
 
     pub fn statuses(&self) -> Vec<AccountStatus> {
-        self.accounts
+        self.accounts()
             .iter()
             .map(|account| {
                 let state = lock(&account.state);
@@ -156,6 +199,10 @@ impl Collector {
 }
 
 impl Account {
+    fn is(&self, provider: &str, account: &str) -> bool {
+        self.target.provider == provider && self.target.account == account
+    }
+
     /// Starts a check if one is due, and returns what to wait on if one is running.
     fn start_if_due(self: &Arc<Self>, metrics: &Arc<Metrics>) -> Option<watch::Receiver<()>> {
         let mut state = lock(&self.state);
@@ -486,6 +533,42 @@ mod tests {
         // Twenty checks of 100 ms each finish together, not one after the other.
         assert_eq!(started.elapsed(), Duration::from_millis(100));
         assert!(collector.statuses().iter().all(|s| s.up));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_the_state_of_accounts_that_stay_and_drops_those_that_leave() {
+        let upstream = Upstream::new(&[Ok(1_000_000)]);
+        let collector = collector(&upstream);
+        scrape(&collector).await;
+        let other = Upstream::new(&[Ok(42)]);
+        let target = |account: &str, upstream: &Arc<Upstream>| Target {
+            provider: "isikuota",
+            account: account.into(),
+            min_interval: MIN_INTERVAL,
+            timeout: Duration::from_secs(10),
+            warning_threshold: Some(Decimal::from(500)),
+            critical_threshold: None,
+            check: upstream.check(),
+        };
+        collector.replace(vec![target("main", &upstream), target("cabang", &other)]);
+        let text = scrape(&collector).await;
+        // "main" keeps its balance and its interval: no second call yet.
+        assert_eq!(value(&text, BALANCE), Some(1_000_000.0));
+        assert_eq!(upstream.calls(), 1);
+        assert!(text.contains(
+            "saldo_balance_threshold{account=\"main\",provider=\"isikuota\",severity=\"warning\"} 500"
+        ));
+        assert!(text.contains(
+            "saldo_balance{account=\"cabang\",currency=\"IDR\",provider=\"isikuota\"} 42"
+        ));
+
+        collector.replace(vec![target("cabang", &other)]);
+        let text = scrape(&collector).await;
+        assert!(
+            !text.contains("account=\"main\""),
+            "series of a removed account remain:\n{text}"
+        );
+        assert_eq!(collector.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -55,6 +55,9 @@ pub struct Config {
     /// TLS, basic auth and headers for the HTTP endpoints; plain and open by default.
     pub web: WebConfig,
     pub accounts: Vec<AccountConfig>,
+    /// Things worth fixing that are no reason to refuse the configuration (secret files that
+    /// other users can read), logged once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -192,9 +195,10 @@ impl Config {
             Some(path) => WebConfig::load(path, &setting("WEB_CONFIG_FILE"))?,
             None => WebConfig::default(),
         };
-        let mut accounts = accounts_from_env(env.accounts)?;
+        let mut warnings = Vec::new();
+        let mut accounts = accounts_from_env(env.accounts, &mut warnings)?;
         if let Some(path) = &env.config_file {
-            accounts.extend(accounts_from_file(path)?);
+            accounts.extend(accounts_from_file(path, &mut warnings)?);
         }
         reject_duplicate_names(&accounts)?;
 
@@ -207,6 +211,7 @@ impl Config {
             log_format,
             web,
             accounts,
+            warnings,
         })
     }
 
@@ -230,7 +235,10 @@ impl Config {
 }
 
 /// Groups `isikuota_api_id`-style keys by provider; each provider found is one account.
-fn accounts_from_env(vars: BTreeMap<String, String>) -> Result<Vec<AccountConfig>, ConfigError> {
+fn accounts_from_env(
+    vars: BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<AccountConfig>, ConfigError> {
     let mut by_provider: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (key, value) in vars {
         let Some((provider, field)) = key.split_once('_') else {
@@ -256,12 +264,16 @@ fn accounts_from_env(vars: BTreeMap<String, String>) -> Result<Vec<AccountConfig
                 &Origin::Env {
                     provider: &provider,
                 },
+                warnings,
             )
         })
         .collect()
 }
 
-fn accounts_from_file(path: &Path) -> Result<Vec<AccountConfig>, ConfigError> {
+fn accounts_from_file(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<AccountConfig>, ConfigError> {
     let setting = format!("{ENV_PREFIX}CONFIG_FILE");
     let text = std::fs::read_to_string(path).map_err(|err| {
         ConfigError::new(&setting, format!("cannot read {}: {err}", path.display()))
@@ -271,15 +283,16 @@ fn accounts_from_file(path: &Path) -> Result<Vec<AccountConfig>, ConfigError> {
     file.accounts
         .into_iter()
         .enumerate()
-        .map(|(index, fields)| parse_account(fields, &Origin::File { path, index }))
+        .map(|(index, fields)| parse_account(fields, &Origin::File { path, index }, warnings))
         .collect()
 }
 
 fn parse_account(
     mut fields: Map<String, Value>,
     origin: &Origin,
+    warnings: &mut Vec<String>,
 ) -> Result<AccountConfig, ConfigError> {
-    read_secret_files(&mut fields, origin)?;
+    read_secret_files(&mut fields, origin, warnings)?;
     let mut take_string = |field: &str| match fields.remove(field) {
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),
         Some(_) => Err(ConfigError::new(
@@ -329,7 +342,11 @@ fn parse_account(
 
 /// Replaces every `<field>_file` by `<field>` holding the file's contents (the usual way to
 /// hand secrets to containers and systemd credentials).
-fn read_secret_files(fields: &mut Map<String, Value>, origin: &Origin) -> Result<(), ConfigError> {
+fn read_secret_files(
+    fields: &mut Map<String, Value>,
+    origin: &Origin,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     let file_keys: Vec<String> = fields
         .keys()
         .filter(|key| key.ends_with("_file"))
@@ -356,6 +373,13 @@ fn read_secret_files(fields: &mut Map<String, Value>, origin: &Origin) -> Result
                 format!("cannot read {}: {err}", path.display()),
             )
         })?;
+        if readable_by_others(&path) {
+            warnings.push(format!(
+                "{}: {} is readable by every user of this machine; restrict it (chmod o-r)",
+                origin.setting(&key),
+                path.display()
+            ));
+        }
         // Files written by `echo` or editors end in a newline that is no part of the secret.
         let secret = contents.trim_end_matches(['\r', '\n']).to_owned();
         fields.insert(field, Value::String(secret));
@@ -376,6 +400,17 @@ fn field_error(err: serde_path_to_error::Error<serde_json::Error>, origin: &Orig
         _ => path,
     };
     ConfigError::new(origin.setting(&field), message)
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_: &Path) -> bool {
+    false
 }
 
 fn reject_duplicate_names(accounts: &[AccountConfig]) -> Result<(), ConfigError> {
@@ -569,6 +604,8 @@ mod tests {
         let dir = dir.path();
         let key_path = dir.join("api_key");
         std::fs::write(&key_path, "key-from-file\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let pairs = [
             ("SALDO_ISIKUOTA_API_ID", "id-1"),
             ("SALDO_ISIKUOTA_API_KEY_FILE", key_path.to_str().unwrap()),
@@ -579,6 +616,14 @@ mod tests {
             panic!("not isikuota");
         };
         assert_eq!(isikuota.api_key.expose_secret(), "key-from-file");
+
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = Config::from_vars(vars(&pairs)).unwrap();
+        assert_eq!(config.warnings.len(), 1);
+        assert!(config.warnings[0].starts_with("SALDO_ISIKUOTA_API_KEY_FILE: "));
+        assert!(!config.warnings[0].contains("key-from-file"));
 
         let both = [
             pairs[0],

@@ -79,7 +79,8 @@ pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes. With `demo`, the simulated
-/// suppliers start first and their two accounts join the configured ones.
+/// suppliers start first and their two accounts join the configured ones. SIGHUP reloads the
+/// accounts (see [`reload`]).
 pub async fn run(
     mut config: Config,
     demo: bool,
@@ -88,11 +89,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Kept alive for as long as the exporter serves.
     let mut simulators = Vec::new();
+    let mut demo_env = Vec::new();
     if demo {
         let (started, env) = demo::start().await.context("starting the demo providers")?;
         simulators = started;
+        demo_env = env;
         config.accounts.extend(
-            Config::from_vars(env)
+            Config::from_vars(demo_env.clone())
                 .context("configuring the demo accounts")?
                 .accounts,
         );
@@ -101,19 +104,25 @@ pub async fn run(
     let timeout = config.timeout;
     let min_interval = config.min_interval;
     let web = config.web.clone();
-    for account in &config.accounts {
-        tracing::info!(
-            provider = account.provider.name(),
-            account = %account.name,
-            "collecting account"
-        );
-    }
+    log_accounts(&config);
     let app = Arc::new(App {
         collector: Collector::new(targets(config, &client), Arc::new(Metrics::new())),
         web,
         timeout,
         min_interval,
     });
+    // Installed before serving: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    let reloads = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let (app, client) = (Arc::clone(&app), client.clone());
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                reload(&app, &client, &demo_env);
+            }
+        })
+    };
     tracing::info!(
         address = %listener.local_addr()?,
         tls = app.web.tls.is_some(),
@@ -123,6 +132,51 @@ pub async fn run(
         "listening"
     );
     server::serve(listener, app, shutdown).await;
+    #[cfg(unix)]
+    reloads.abort();
     drop(simulators);
     Ok(())
+}
+
+/// Reads the configuration again (the accounts file and secret files included) and switches
+/// the collector to its accounts. A configuration that is invalid or has no account is
+/// reported and the running one kept: a typo must not stop the monitoring. Listen address,
+/// logging and web settings apply at start only.
+pub fn reload(app: &App, client: &reqwest::Client, demo_env: &[(String, String)]) {
+    let loaded = Config::from_env().and_then(|mut config| {
+        if !demo_env.is_empty() {
+            config
+                .accounts
+                .extend(Config::from_vars(demo_env.to_vec())?.accounts);
+        }
+        config.require_accounts()?;
+        Ok(config)
+    });
+    match loaded {
+        Ok(config) => {
+            log_accounts(&config);
+            let accounts = config.accounts.len();
+            app.collector.replace(targets(config, client));
+            tracing::info!(accounts, "configuration reloaded");
+        }
+        Err(err) => tracing::error!(
+            error = %err,
+            accounts = app.collector.len(),
+            "configuration not reloaded; the running one is kept"
+        ),
+    }
+}
+
+/// Logs the accounts and the configuration's warnings.
+pub fn log_accounts(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    for account in &config.accounts {
+        tracing::info!(
+            provider = account.provider.name(),
+            account = %account.name,
+            "collecting account"
+        );
+    }
 }

@@ -21,6 +21,8 @@ use crate::providers::Balance;
 
 /// Upstream latency buckets in seconds: supplier APIs answer in tens of milliseconds to seconds,
 /// and the check timeout defaults to 10 s.
+const SEVERITIES: [&str; 2] = ["warning", "critical"];
+
 const LATENCY_BUCKETS: [f64; 11] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0];
 
 /// The metric families this module knows how to create.
@@ -143,8 +145,14 @@ impl Metrics {
     }
 
     /// Creates an account's series up front, so `rate()` and alerts see zeros rather than
-    /// nothing before the first failure.
+    /// nothing before the first failure. Idempotent, so a reload can call it again with changed
+    /// thresholds.
     pub fn add_account(&self, provider: &str, account: &str, thresholds: &[(&str, Decimal)]) {
+        for severity in SEVERITIES {
+            let _ = self
+                .balance_threshold
+                .remove_label_values(&[provider, account, severity]);
+        }
         self.upstream_requests_total
             .with_label_values(&[provider, account]);
         for reason in Reason::ALL {
@@ -157,6 +165,36 @@ impl Metrics {
             self.balance_threshold
                 .with_label_values(&[provider, account, severity])
                 .set(to_f64(*value));
+        }
+    }
+
+    /// Drops every series of an account that left the configuration. `currency` is that of its
+    /// last good balance, the only other label its counters carry.
+    pub fn remove_account(&self, provider: &str, account: &str, currency: Option<&str>) {
+        let labels = [provider, account];
+        let _ = self.upstream_requests_total.remove_label_values(&labels);
+        let _ = self
+            .upstream_request_duration_seconds
+            .remove_label_values(&labels);
+        for reason in Reason::ALL {
+            let _ = self.upstream_errors_total.remove_label_values(&[
+                provider,
+                account,
+                reason.as_str(),
+            ]);
+        }
+        for severity in SEVERITIES {
+            let _ = self
+                .balance_threshold
+                .remove_label_values(&[provider, account, severity]);
+        }
+        if let Some(currency) = currency {
+            let _ = self
+                .spent_total
+                .remove_label_values(&[provider, account, currency]);
+            let _ = self
+                .topup_total
+                .remove_label_values(&[provider, account, currency]);
         }
     }
 
