@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+#
+# saldo_exporter container image.
+#   docker build -t saldo_exporter \
+#     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse --short=12 HEAD)" .
+#   docker run --rm -p 9866:9866 saldo_exporter --demo
+# .git is not sent to the build (see .dockerignore), so build.rs takes the revision that
+# saldo_build_info reports from REVISION; without it the revision is "unknown".
+
+# Builder and runtime are both Debian 12 (bookworm): the binary links glibc dynamically and
+# must not need a newer glibc than the runtime image has. The toolchain is newer than the
+# crate's rust-version because the locked dependencies need it (jsonwebtoken 11 wants 1.88).
+ARG RUST_VERSION=1.95.0
+
+FROM rust:${RUST_VERSION}-bookworm AS build
+WORKDIR /src
+COPY . .
+ARG REVISION=""
+# BuildKit cache mounts keep the crates.io downloads and compiled dependencies between builds,
+# so a source change recompiles only this crate; the target directory lives in the cache,
+# hence the copy out in the same step. --locked: exactly the reviewed Cargo.lock.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    SALDO_REVISION="${REVISION}" cargo build --release --locked --bin saldo_exporter \
+    && install -D -m 0755 target/release/saldo_exporter /out/saldo_exporter
+
+# Runtime: distroless "cc" has just what this binary needs (glibc, libgcc_s, CA certificates in
+# /etc/ssl/certs for rustls' platform verifier, a passwd entry for the nonroot user) and no
+# shell or package manager to attack; `saldo_exporter healthcheck` replaces curl in the health
+# check. debian:bookworm-slim plus ca-certificates would also work, at several times the size.
+# distroless has no version tags: pin the digest (@sha256:...) where rebuilds must be
+# reproducible, and rebuild regularly for Debian's security fixes.
+FROM gcr.io/distroless/cc-debian12:nonroot
+
+ARG VERSION=0.1.0
+ARG REVISION=""
+LABEL org.opencontainers.image.title="saldo_exporter" \
+      org.opencontainers.image.description="Prometheus exporter for the deposit balances (saldo) held with Indonesian PPOB and payment suppliers" \
+      org.opencontainers.image.source="https://github.com/saldo-exporter/saldo_exporter" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+
+COPY --from=build /out/saldo_exporter /usr/local/bin/saldo_exporter
+
+# Numeric, so that Kubernetes' runAsNonRoot can verify it (a user name cannot be checked).
+USER 65532:65532
+EXPOSE 9866
+# Exec form: the image has no shell. The subcommand reads SALDO_LISTEN_ADDRESS, as the server
+# does, and counts 401 as alive, so basic auth in front of the endpoints does not fail it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/saldo_exporter", "healthcheck"]
+# Configure with SALDO_* variables; pass secrets as files (SALDO_<PROVIDER>_API_KEY_FILE=...).
+ENTRYPOINT ["/usr/local/bin/saldo_exporter"]
