@@ -31,6 +31,10 @@ use crate::web::WebConfig;
 const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
 const SCRAPE_TIMEOUT_MARGIN: f64 = 0.5;
 
+/// How long past the check timeout a scrape waits, when Prometheus' timeout allows, for the
+/// timeout to be recorded.
+const TIMEOUT_REPORT_MARGIN: Duration = Duration::from_millis(250);
+
 /// How long a client may take to complete a TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -244,15 +248,16 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
     }
 }
 
-/// How long a scrape may wait for checks: Prometheus' timeout less a margin, never more than
-/// the check timeout (as blackbox_exporter does).
+/// How long a scrape may wait for checks: Prometheus' timeout less a margin, or the check
+/// timeout when Prometheus sends none. Where Prometheus allows it, the wait goes a moment past
+/// the check timeout, so that a check timing out is reported by this scrape, not the next.
 pub fn scrape_budget(headers: &HeaderMap, timeout: Duration) -> Duration {
     headers
         .get(SCRAPE_TIMEOUT_HEADER)
         .and_then(|value| value.to_str().ok()?.trim().parse::<f64>().ok())
         .map(|seconds| seconds - SCRAPE_TIMEOUT_MARGIN)
         .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-        .map(|seconds| Duration::from_secs_f64(seconds).min(timeout))
+        .map(|seconds| Duration::from_secs_f64(seconds).min(timeout + TIMEOUT_REPORT_MARGIN))
         .unwrap_or(timeout)
 }
 
@@ -354,8 +359,9 @@ mod tests {
     }
 
     #[test]
-    fn the_scrape_budget_never_exceeds_the_check_timeout() {
-        assert_eq!(budget(Some("30")), Duration::from_secs(10));
+    fn the_scrape_budget_ends_just_after_the_check_timeout_when_prometheus_waits_longer() {
+        assert_eq!(budget(Some("30")), Duration::from_millis(10_250));
+        assert_eq!(budget(Some("10.6")), Duration::from_millis(10_100));
         assert_eq!(budget(None), Duration::from_secs(10));
     }
 
