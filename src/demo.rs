@@ -11,18 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::server::{HttpResponse, accept_loop};
+use crate::server::{HttpResponse, accept_loop, respond};
 use crate::signing;
 
 /// isikuota accepts timestamps this far from its own clock. The real limit is undocumented;
@@ -254,14 +254,14 @@ impl Shared {
                 return plain(status, "upstream failure");
             }
             Some(Fault::Html) => {
-                return with_type(
+                return respond(
                     StatusCode::OK,
                     "text/html",
                     "<!DOCTYPE html><html><body><h1>Sedang pemeliharaan</h1></body></html>".into(),
                 );
             }
             Some(Fault::TruncatedJson) => {
-                return with_type(
+                return respond(
                     StatusCode::OK,
                     "application/json",
                     r#"{"success": true, "data": {"bal"#.into(),
@@ -307,7 +307,7 @@ impl Shared {
                 "data": {"balance": amount, "currency": "IDR", "partnerId": self.state().credentials.id},
             }),
         };
-        with_type(StatusCode::OK, "application/json", body.to_string())
+        respond(StatusCode::OK, "application/json", body.to_string())
     }
 
     /// The provider's failure envelope. `problem` is an isikuota-style code.
@@ -324,7 +324,7 @@ impl Shared {
                 "data": null,
             }),
         };
-        with_type(status, "application/json", body.to_string())
+        respond(status, "application/json", body.to_string())
     }
 }
 
@@ -444,18 +444,8 @@ fn require_json_content(parts: &Parts) -> Result<(), Refusal> {
     }
 }
 
-fn with_type(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        content_type.parse().expect("a valid content type"),
-    );
-    response
-}
-
 fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
-    with_type(status, "text/plain", body.into())
+    respond(status, "text/plain", body.into())
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in Jakarta time (UTC+7), like isikuota's `checked_at`.

@@ -261,7 +261,8 @@ pub fn scrape_budget(headers: &HeaderMap, timeout: Duration) -> Duration {
         .unwrap_or(timeout)
 }
 
-fn respond(status: StatusCode, content_type: &str, body: String) -> HttpResponse {
+/// A response with a body and its content type; shared with the simulators.
+pub fn respond(status: StatusCode, content_type: &str, body: String) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(

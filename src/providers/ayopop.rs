@@ -8,13 +8,12 @@ use std::time::SystemTime;
 
 use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::{Client, RequestBuilder};
-use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Balance, Provider, amount, decode_json, endpoint, excerpt, names_a_credential_problem};
+use super::{Balance, Provider, balance_from_data, decode_json, endpoint, refusal};
 use crate::error::UpstreamError;
 use crate::signing;
 
@@ -73,13 +72,7 @@ struct Answer {
     data: Value,
 }
 
-#[derive(Deserialize)]
-struct Data {
-    #[serde(deserialize_with = "amount")]
-    balance: Decimal,
-    #[serde(default)]
-    currency: Option<String>,
-}
+
 
 impl Config {
     /// The documented token for this partner; identical on every call (no `exp`/`iat`).
@@ -111,21 +104,11 @@ impl Provider for Config {
             || answer.response_code.as_str() == Some("0");
         if !(answer.success && code_is_zero) {
             let message = message_text(&answer.message);
-            let text = excerpt(&format!("responseCode {}: {message}", answer.response_code));
-            return Err(if names_a_credential_problem(&message) {
-                UpstreamError::Auth(text)
-            } else {
-                UpstreamError::Rejected(text)
-            });
+                        let summary = format!("responseCode {}: {message}", answer.response_code);
+            return Err(refusal(&[&message], &summary));
         }
-        let data: Data = serde_json::from_value(answer.data)
-            .map_err(|err| UpstreamError::Decode(format!("data: {err}")))?;
-        Ok(Balance {
-            amount: data.balance,
-            currency: data.currency.unwrap_or_else(|| "IDR".into()),
-            // `partnerId` is the only identity in the answer, and it is no holder name.
-            holder: None,
-        })
+        // `data.partnerId` is the only identity in the answer, and it is no holder name.
+        balance_from_data(answer.data)
     }
 }
 
@@ -213,7 +196,7 @@ mod tests {
         let body = br#"{"responseCode": 0, "success": true, "message": {"ID": "sukses", "EN": "success"},
             "data": {"balance": 5523560, "currency": "IDR", "partnerId": "partner_api_key"}}"#;
         let balance = config().decode(body).unwrap();
-        assert_eq!(balance.amount, Decimal::from(5523560));
+        assert_eq!(balance.amount, 5523560.into());
         assert_eq!(balance.currency, "IDR");
     }
 

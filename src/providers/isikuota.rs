@@ -7,13 +7,12 @@
 use std::time::SystemTime;
 
 use reqwest::{Client, RequestBuilder};
-use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Balance, Provider, amount, decode_json, endpoint, excerpt, names_a_credential_problem};
+use super::{Balance, Provider, balance_from_data, decode_json, endpoint, refusal};
 use crate::error::UpstreamError;
 use crate::signing;
 
@@ -44,15 +43,7 @@ struct Answer {
     data: Value,
 }
 
-#[derive(Deserialize)]
-struct Data {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(deserialize_with = "amount")]
-    balance: Decimal,
-    #[serde(default)]
-    currency: Option<String>,
-}
+
 
 impl Provider for Config {
     fn request(&self, client: &Client, now: SystemTime) -> RequestBuilder {
@@ -80,23 +71,9 @@ impl Provider for Config {
         if !answer.success {
             let code = answer.code.unwrap_or_default();
             let message = answer.message.unwrap_or_default();
-            let text = excerpt(&format!("{code}: {message}"));
-            return Err(
-                if names_a_credential_problem(&code) || names_a_credential_problem(&message) {
-                    UpstreamError::Auth(text)
-                } else {
-                    UpstreamError::Rejected(text)
-                },
-            );
+                        return Err(refusal(&[&code, &message], &format!("{code}: {message}")));
         }
-        let data: Data = serde_json::from_value(answer.data)
-            .map_err(|err| UpstreamError::Decode(format!("data: {err}")))?;
-        Ok(Balance {
-            amount: data.balance,
-            // The documentation says the currency is always IDR.
-            currency: data.currency.unwrap_or_else(|| "IDR".into()),
-            holder: data.name,
-        })
+        balance_from_data(answer.data)
     }
 }
 
@@ -143,7 +120,7 @@ mod tests {
             "data": {"name": "John Doe", "balance": 25490, "currency": "IDR",
             "checked_at": "2026-05-31 10:21:58"}, "errors": null, "meta": null}"#;
         let balance = config().decode(body).unwrap();
-        assert_eq!(balance.amount, Decimal::from(25490));
+        assert_eq!(balance.amount, 25490.into());
         assert_eq!(balance.currency, "IDR");
         assert_eq!(balance.holder.as_deref(), Some("John Doe"));
     }

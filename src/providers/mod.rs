@@ -187,6 +187,41 @@ pub fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::
     parse_amount(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
 }
 
+/// The `data` object both seeded providers answer with: a balance, usually a currency, and
+/// sometimes the holder's name.
+#[derive(Deserialize)]
+struct BalanceData {
+    #[serde(deserialize_with = "amount")]
+    balance: Decimal,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Decodes a success envelope's `data` object into a [`Balance`].
+pub fn balance_from_data(data: Value) -> Result<Balance, UpstreamError> {
+    let data: BalanceData = serde_json::from_value(data)
+        .map_err(|err| UpstreamError::Decode(format!("data: {err}")))?;
+    Ok(Balance {
+        amount: data.balance,
+        // Both suppliers document IDR as the only currency.
+        currency: data.currency.unwrap_or_else(|| "IDR".into()),
+        holder: data.name,
+    })
+}
+
+/// A failure envelope: `auth` when any of `texts` (codes, messages) names a credential
+/// problem, `rejected` otherwise; `summary` becomes the error message.
+pub fn refusal(texts: &[&str], summary: &str) -> UpstreamError {
+    let summary = excerpt(summary);
+    if texts.iter().any(|text| names_a_credential_problem(text)) {
+        UpstreamError::Auth(summary)
+    } else {
+        UpstreamError::Rejected(summary)
+    }
+}
+
 /// Whether a provider's failure code or message names a credential problem. No provider documents
 /// its auth codes, so this looks for the words they are built from (`INVALID_SIGNATURE`,
 /// `IP_NOT_WHITELISTED`, "Invalid token", ...).
