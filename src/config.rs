@@ -19,9 +19,10 @@ use crate::web::WebConfig;
 
 const ENV_PREFIX: &str = "SALDO_";
 
-/// A configuration error: which setting, and what is wrong with it.
+/// A configuration error: which setting, and what is wrong with it. Always one line, whatever
+/// a path, a YAML key or a quoted value holds.
 #[derive(Debug, thiserror::Error)]
-#[error("{setting}: {message}")]
+#[error("{}: {}", one_line(.setting), one_line(.message))]
 pub struct ConfigError {
     pub setting: String,
     pub message: String,
@@ -278,8 +279,10 @@ fn accounts_from_file(
     let text = std::fs::read_to_string(path).map_err(|err| {
         ConfigError::new(&setting, format!("cannot read {}: {err}", path.display()))
     })?;
-    let file: File = yaml_serde::from_str(&text)
-        .map_err(|err| ConfigError::new(&setting, format!("{}: {err}", path.display())))?;
+    let file: File = yaml_serde::from_str(&text).map_err(|err| {
+        let message = without_value(&err.to_string());
+        ConfigError::new(&setting, format!("{}: {message}", path.display()))
+    })?;
     file.accounts
         .into_iter()
         .enumerate()
@@ -391,7 +394,7 @@ fn read_secret_files(
 /// field at the enclosing object, naming the field only in the message.
 fn field_error(err: serde_path_to_error::Error<serde_json::Error>, origin: &Origin) -> ConfigError {
     let path = err.path().to_string();
-    let message = err.into_inner().to_string();
+    let message = without_value(&err.into_inner().to_string());
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
@@ -400,6 +403,30 @@ fn field_error(err: serde_path_to_error::Error<serde_json::Error>, origin: &Orig
         _ => path,
     };
     ConfigError::new(origin.setting(&field), message)
+}
+
+fn one_line(text: &str) -> String {
+    text.replace('\r', "\\r").replace('\n', "\\n")
+}
+
+/// serde quotes the offending value in a type error (``invalid type: integer `8472619305`,
+/// expected a string``), and that value may be a secret: written unquoted in YAML, or the
+/// contents of a secret file named as the accounts file. Only its type is kept.
+fn without_value(message: &str) -> String {
+    const MARK: &str = "invalid type: ";
+    let (Some(start), Some(end)) = (message.find(MARK), message.rfind(", expected ")) else {
+        return message.to_owned();
+    };
+    let start = start + MARK.len();
+    if end < start {
+        return message.to_owned();
+    }
+    let kind = message[start..end]
+        .split(['`', '"'])
+        .next()
+        .unwrap_or_default()
+        .trim_end();
+    format!("{}{kind}{}", &message[..start], &message[end..])
 }
 
 #[cfg(unix)]

@@ -28,14 +28,19 @@ pub mod telemetry;
 pub mod web;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::collector::{Collector, Target};
 use crate::config::Config;
+use crate::error::UpstreamError;
 use crate::metrics::Metrics;
+use crate::providers::Balance;
 use crate::server::App;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -71,11 +76,51 @@ pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
                 check: Arc::new(move || {
                     let provider = Arc::clone(&provider);
                     let client = client.clone();
-                    Box::pin(async move { providers::check(provider.provider(), &client).await })
+                    let request = upstream_runtime()
+                        .spawn(async move { providers::check(provider.provider(), &client).await });
+                    Box::pin(AbortOnDrop(request))
                 }),
             }
         })
         .collect()
+}
+
+/// Upstream requests run on a runtime of their own. A supplier that floods the connection (endless
+/// `100 Continue` answers) keeps hyper parsing for seconds within one poll, and on the serving
+/// runtime that would hold up its timers: the scrape deadline and the check timeout.
+fn upstream_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            // Supplier requests are I/O: two threads carry thousands of them.
+            .worker_threads(2)
+            .thread_name("saldo-upstream")
+            .enable_all()
+            .build()
+            .expect("the upstream runtime starts")
+    });
+    RUNTIME.handle()
+}
+
+/// A check running on the upstream runtime, aborted when the collector stops waiting for it
+/// (at the check timeout), so that its request stops too.
+struct AbortOnDrop(JoinHandle<Result<Balance, UpstreamError>>);
+
+impl Future for AbortOnDrop {
+    type Output = Result<Balance, UpstreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+            Ok(result) => result,
+            // Only a panic ends the task early; the collector handles it as before.
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        })
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes. With `demo`, the simulated

@@ -165,6 +165,13 @@ pub fn unix_seconds(time: SystemTime) -> i64 {
 
 /// Parses an answer body, classifying anything that is not the expected JSON as `decode`.
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError> {
+    // serde's derived structs also read a JSON array by position, which would make
+    // `[true, null, null, {"balance": 0}]` a balance; an answer is an object.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(UpstreamError::Decode(
+            "the answer is not a JSON object".into(),
+        ));
+    }
     Ok(serde_json::from_slice(body)?)
 }
 
@@ -201,6 +208,10 @@ struct BalanceData {
 
 /// Decodes a success envelope's `data` object into a [`Balance`].
 pub fn balance_from_data(data: Value) -> Result<Balance, UpstreamError> {
+    // Like the answer, only an object: read by position, `"data": [0]` would be a balance of 0.
+    if !data.is_object() {
+        return Err(UpstreamError::Decode("data: not a JSON object".into()));
+    }
     let data: BalanceData = serde_json::from_value(data)
         .map_err(|err| UpstreamError::Decode(format!("data: {err}")))?;
     Ok(Balance {
