@@ -1,0 +1,856 @@
+//! Property tests: the answer decoders and the configuration loader take anything without
+//! panicking, and refuse it in the documented ways.
+//!
+//! Decoders see bytes from suppliers (hostile or broken); configuration comes from operators,
+//! who paste secrets next to typos. Failing cases are printed shrunk; no regression files are
+//! written (the tree is shared), so copy a failing case into a plain test to keep it.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use rust_decimal::Decimal;
+use saldo_exporter::config::Config;
+use saldo_exporter::error::{Reason, UpstreamError};
+use saldo_exporter::providers::{Balance, Provider, ayopop, isikuota, parse_amount};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+fn settings() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(256)
+    }
+}
+
+fn isikuota() -> isikuota::Config {
+    isikuota::Config {
+        api_id: "prop-id".into(),
+        api_key: SecretString::from("prop-api-key"),
+        secret_key: SecretString::from("prop-secret-key"),
+        base_url: "http://127.0.0.1:9".parse().unwrap(),
+    }
+}
+
+fn ayopop() -> ayopop::Config {
+    ayopop::Config {
+        partner_id: "prop-partner".into(),
+        api_key: SecretString::from("prop-api-key"),
+        secret_key: SecretString::from("prop-secret-key"),
+        base_url: "http://127.0.0.1:9".parse().unwrap(),
+        api_version: ayopop::ApiVersion::V1,
+    }
+}
+
+const ISIKUOTA_SEED: &str = r#"{"success":true,"code":"SUCCESS","message":"Saldo berhasil didapatkan","data":{"name":"John Doe","balance":25490,"currency":"IDR","checked_at":"2026-05-31 10:21:58"},"errors":null,"meta":null}"#;
+const AYOPOP_SEED: &str = r#"{"responseCode":0,"success":true,"message":{"ID":"sukses","EN":"success"},"data":{"balance":5523560,"currency":"IDR","partnerId":"partner_api_key"}}"#;
+
+/// Whether `text` is a plain decimal number as a supplier would write one: sign, digits, an
+/// optional fraction and exponent. `_` between digits is allowed too: the decimal parser
+/// accepts it as a digit separator, which is lenient but invents no number.
+fn looks_numeric(text: &str) -> bool {
+    let text = text.trim();
+    let text = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if text.starts_with(['_', '.']) && text.contains('_') {
+        return false;
+    }
+    let text = text.replace('_', "");
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
+        None => (text.as_str(), None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    !(whole.is_empty() && fraction.is_empty())
+        && digits(whole)
+        && digits(fraction)
+        && exponent.is_none_or(|e| !e.is_empty() && digits(e))
+}
+
+/// Whether a decoder may read a balance from `value`.
+fn plausible_amount(value: &Value) -> bool {
+    match value {
+        Value::Number(_) => true,
+        Value::String(text) => looks_numeric(text),
+        _ => false,
+    }
+}
+
+/// The parts of an answer that decide whether it holds a balance. Fields are read the way the
+/// decoders read them, so that bytes in fields neither looks at do not matter here either.
+#[derive(serde::Deserialize)]
+struct Shape {
+    success: Option<Value>,
+    #[serde(rename = "responseCode")]
+    response_code: Option<Value>,
+    data: Option<Value>,
+}
+
+/// Checks one decoder result against the body it came from.
+fn check_decoded(
+    provider: &str,
+    body: &[u8],
+    result: Result<Balance, UpstreamError>,
+) -> Result<(), TestCaseError> {
+    let balance = match result {
+        // A body can only be undecodable, a refusal, or a refusal naming credentials.
+        Err(err) => {
+            prop_assert!(
+                matches!(
+                    err.reason(),
+                    Reason::Decode | Reason::Rejected | Reason::Auth
+                ),
+                "{provider}: {err} classified as {:?}",
+                err.reason()
+            );
+            return Ok(());
+        }
+        Ok(balance) => balance,
+    };
+    let text = String::from_utf8_lossy(body);
+    prop_assert!(
+        text.trim_start().starts_with('{'),
+        "{provider}: {balance:?} read from an answer that is no JSON object: {text}"
+    );
+    let shape: Shape = serde_json::from_slice(body).map_err(|err| {
+        TestCaseError::fail(format!("{provider}: {balance:?} read from {text} ({err})"))
+    })?;
+    prop_assert_eq!(shape.success, Some(json!(true)), "{}: {}", provider, text);
+    if provider == "ayopop" {
+        let code = shape.response_code.unwrap_or_default();
+        prop_assert!(code == json!(0) || code == json!("0"), "{}", text);
+    }
+    let data = shape.data.unwrap_or_default();
+    prop_assert!(
+        data.is_object(),
+        "{provider}: {balance:?} read from a `data` that is no object: {text}"
+    );
+    let amount = &data["balance"];
+    prop_assert!(
+        plausible_amount(amount),
+        "{provider}: {balance:?} read from the balance {amount}"
+    );
+    prop_assert_eq!(parse_amount(amount), Ok(balance.amount));
+    Ok(())
+}
+
+fn decode_both(body: &[u8]) -> Result<(), TestCaseError> {
+    check_decoded("isikuota", body, isikuota().decode(body))?;
+    check_decoded("ayopop", body, ayopop().decode(body))
+}
+
+const FIELD_NAMES: [&str; 12] = [
+    "success",
+    "code",
+    "message",
+    "data",
+    "balance",
+    "currency",
+    "name",
+    "responseCode",
+    "errors",
+    "meta",
+    "EN",
+    "ID",
+];
+
+fn numeric_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[ +-]{0,2}[0-9]{0,32}(\\.[0-9]{0,32})?([eE][+-]?[0-9]{1,4})? ?",
+        prop::sample::select(vec![
+            "_",
+            "1_000",
+            ".",
+            "-",
+            "+",
+            "-.",
+            "e5",
+            "1e",
+            "NaN",
+            "inf",
+            "-inf",
+            "0x10",
+            "١٢٣",
+            "1,000",
+            "1.000,50",
+            "",
+            " ",
+            "--1",
+            "+-1",
+            "1e-29",
+            "1e29",
+            "79228162514264337593543950336",
+        ])
+        .prop_map(String::from),
+    ]
+}
+
+/// Values a balance field may hold: numbers, numeric text, and anything else.
+fn amount_like() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        numeric_text().prop_map(Value::String),
+        json_value(),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        numeric_text().prop_map(Value::String),
+        ".{0,16}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((field_name(), inner), 0..7)
+                .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
+fn field_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(FIELD_NAMES.to_vec()).prop_map(String::from),
+        1 => "[a-zA-Z_]{0,8}",
+    ]
+}
+
+/// Answers shaped like the suppliers' envelopes, each part either plausible or arbitrary, so
+/// that both the success path and every refusal are reached often.
+fn envelope() -> impl Strategy<Value = Value> {
+    let success = prop_oneof![3 => Just(json!(true)), 1 => json_value()];
+    let code = prop_oneof![
+        Just(json!("SUCCESS")),
+        Just(json!("INVALID_SIGNATURE")),
+        Just(json!(0)),
+        Just(json!("0")),
+        json_value()
+    ];
+    let data = (amount_like(), prop::option::of(json_value())).prop_map(|(balance, currency)| {
+        let mut data = json!({"balance": balance, "name": "X"});
+        if let Some(currency) = currency {
+            data["currency"] = currency;
+        }
+        data
+    });
+    let data = prop_oneof![4 => data, 1 => json_value()];
+    (
+        prop::option::of(success),
+        prop::option::of(code.clone()),
+        prop::option::of(code),
+        prop::option::of(json_value()),
+        prop::option::of(data),
+    )
+        .prop_map(|(success, code, response_code, message, data)| {
+            let mut answer = serde_json::Map::new();
+            for (key, value) in [
+                ("success", success),
+                ("code", code),
+                ("responseCode", response_code),
+                ("message", message),
+                ("data", data),
+            ] {
+                if let Some(value) = value {
+                    answer.insert(key.into(), value);
+                }
+            }
+            Value::Object(answer)
+        })
+}
+
+/// One edit to a seed answer, at a position given as a fraction of its length.
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(f64, usize),
+    Insert(f64, Vec<u8>),
+    Replace(f64, u8),
+    Truncate(f64),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let at = 0.0..1.0f64;
+    prop_oneof![
+        (at.clone(), 1..8usize).prop_map(|(at, n)| Edit::Delete(at, n)),
+        (
+            at.clone(),
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 1..6),
+                prop::sample::select(vec![
+                    &b"\""[..],
+                    b"{",
+                    b"}",
+                    b"[",
+                    b"]",
+                    b",",
+                    b":",
+                    b"null",
+                    b"-",
+                    b".5",
+                    b"e99999",
+                    b"\\u0000",
+                ])
+                .prop_map(<[u8]>::to_vec),
+            ]
+        )
+            .prop_map(|(at, bytes)| Edit::Insert(at, bytes)),
+        (at.clone(), any::<u8>()).prop_map(|(at, byte)| Edit::Replace(at, byte)),
+        at.prop_map(Edit::Truncate),
+    ]
+}
+
+fn apply(seed: &str, edits: &[Edit]) -> Vec<u8> {
+    let mut body = seed.as_bytes().to_vec();
+    for edit in edits {
+        let index = |at: f64, len: usize| ((at * len as f64) as usize).min(len);
+        match edit {
+            Edit::Delete(at, n) => {
+                let start = index(*at, body.len());
+                let end = (start + n).min(body.len());
+                body.drain(start..end);
+            }
+            Edit::Insert(at, bytes) => {
+                let at = index(*at, body.len());
+                body.splice(at..at, bytes.iter().copied());
+            }
+            Edit::Replace(at, byte) => {
+                if !body.is_empty() {
+                    let at = index(*at, body.len() - 1);
+                    body[at] = *byte;
+                }
+            }
+            Edit::Truncate(at) => body.truncate(index(*at, body.len())),
+        }
+    }
+    body
+}
+
+proptest! {
+    #![proptest_config(settings())]
+
+    #[test]
+    fn arbitrary_bytes_are_a_classified_error_or_a_real_balance(
+        body in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        decode_both(&body)?;
+    }
+
+    #[test]
+    fn arbitrary_json_is_a_classified_error_or_a_real_balance(value in json_value()) {
+        decode_both(value.to_string().as_bytes())?;
+    }
+
+    #[test]
+    fn envelopes_of_arbitrary_parts_are_a_classified_error_or_a_real_balance(value in envelope()) {
+        decode_both(value.to_string().as_bytes())?;
+    }
+
+    #[test]
+    fn edited_seed_answers_are_a_classified_error_or_a_real_balance(
+        edits in prop::collection::vec(edit(), 1..6),
+    ) {
+        decode_both(&apply(ISIKUOTA_SEED, &edits))?;
+        decode_both(&apply(AYOPOP_SEED, &edits))?;
+    }
+
+    #[test]
+    fn a_seed_answer_decodes_exactly_when_its_balance_is_an_amount(amount in amount_like()) {
+        for (provider, seed) in [("isikuota", ISIKUOTA_SEED), ("ayopop", AYOPOP_SEED)] {
+            let mut answer: Value = serde_json::from_str(seed).unwrap();
+            answer["data"]["balance"] = amount.clone();
+            let body = answer.to_string();
+            let result = match provider {
+                "isikuota" => isikuota().decode(body.as_bytes()),
+                _ => ayopop().decode(body.as_bytes()),
+            };
+            // The amount as the decoder sees it: JSON text read back, which for long
+            // fractions may be the neighbouring f64.
+            let sent: Value = serde_json::from_str(&body).unwrap();
+            match (&result, parse_amount(&sent["data"]["balance"])) {
+                (Ok(balance), Ok(expected)) => prop_assert_eq!(balance.amount, expected),
+                (Err(err), Err(_)) => prop_assert_eq!(err.reason(), Reason::Decode),
+                (result, parsed) => prop_assert!(
+                    false,
+                    "{provider}: decoded {result:?} but parse_amount gives {parsed:?} for {amount}"
+                ),
+            }
+            check_decoded(provider, body.as_bytes(), result)?;
+        }
+    }
+
+    #[test]
+    fn parse_amount_reads_only_numbers_and_numeric_text(value in amount_like()) {
+        if let Ok(amount) = parse_amount(&value) {
+            prop_assert!(plausible_amount(&value), "{value} read as {amount}");
+            if let Value::Number(number) = &value {
+                // The number written, to f64's precision or Decimal's 28 places.
+                let written = number.as_f64().unwrap();
+                let read: f64 = amount.to_string().parse().unwrap();
+                let tolerance = (written.abs() * 1e-12).max(1e-28);
+                prop_assert!((read - written).abs() <= tolerance, "{value} read as {amount}");
+            }
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_answers_are_decode_errors_not_stack_overflows() {
+    for depth in [200, 100_000] {
+        let body = format!(
+            r#"{{"success":true,"responseCode":0,"data":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        for result in [
+            isikuota().decode(body.as_bytes()),
+            ayopop().decode(body.as_bytes()),
+        ] {
+            assert_eq!(result.unwrap_err().reason(), Reason::Decode);
+        }
+    }
+}
+
+#[test]
+fn a_balance_is_never_read_from_an_array_by_position() {
+    for body in [
+        r#"[true, "SUCCESS", "ok", {"balance": 25490}]"#,
+        r#"[0, true, "ok", {"balance": 25490}]"#,
+        r#"{"success": true, "responseCode": 0, "data": [0]}"#,
+        r#"{"success": true, "responseCode": 0, "data": ["X", 0]}"#,
+    ] {
+        for (provider, result) in [
+            ("isikuota", isikuota().decode(body.as_bytes())),
+            ("ayopop", ayopop().decode(body.as_bytes())),
+        ] {
+            assert_eq!(
+                result.as_ref().map_err(UpstreamError::reason).err(),
+                Some(Reason::Decode),
+                "{provider} read {result:?} from {body}"
+            );
+        }
+    }
+}
+
+// Configuration.
+
+/// Files the generated settings may name: the only paths they use, so that no generated value
+/// ever names a device or a pipe that would block a read.
+struct Files {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Holds [`FILE_SECRET`].
+    secret: PathBuf,
+    /// Holds [`FILE_SECRET`] and a control character, no valid HTTP header value.
+    bad_header_secret: PathBuf,
+    /// A valid accounts file.
+    yaml: PathBuf,
+}
+
+const FILE_SECRET: &str = "sk-fromfile7Qx2Lm9Rt4Vb";
+const YAML_SECRET: &str = "sk-inyamlKk3Jd8Wq1Zp";
+
+static FILES: LazyLock<Files> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let secret = path.join("secret");
+    std::fs::write(&secret, format!("{FILE_SECRET}\n")).unwrap();
+    let bad_header_secret = path.join("bad-header-secret");
+    std::fs::write(&bad_header_secret, format!("{FILE_SECRET}\u{1}\n")).unwrap();
+    let yaml = path.join("accounts.yml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "accounts:\n  - name: cabang\n    provider: ayopop\n    partner_id: p\n    \
+             api_key_file: {}\n    secret_key: {YAML_SECRET}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    Files {
+        dir: path,
+        secret,
+        bad_header_secret,
+        yaml,
+        _dir: dir,
+    }
+});
+
+fn path_value() -> impl Strategy<Value = String> {
+    let files = &*FILES;
+    let paths: Vec<String> = [
+        files.secret.clone(),
+        files.bad_header_secret.clone(),
+        files.yaml.clone(),
+        files.dir.clone(),
+        files.dir.join("missing"),
+        // A newline in a path must not break the one-line error.
+        files.dir.join("missing\nsecond line"),
+    ]
+    .iter()
+    .map(|path| path.display().to_string())
+    .chain(["".to_owned(), "relative/missing".to_owned()])
+    .collect();
+    prop::sample::select(paths)
+}
+
+/// Secrets distinctive enough that finding one in a message can only be a leak.
+fn secret_value() -> impl Strategy<Value = String> {
+    (
+        "[A-Za-z0-9]{12,24}",
+        prop::sample::select(vec!["", "", "\n", " ", "\u{1}", "é"]),
+    )
+        .prop_map(|(body, tail)| format!("sk-{body}{tail}"))
+}
+
+fn plain_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,24}",
+        "[ -~\n\t]{0,24}",
+        "[0-9]{1,4}(ns|ms|s|m|h|d|x)?",
+        "[0-9]{0,12}(\\.[0-9]{0,4})?",
+        "https?://127\\.0\\.0\\.1(:[0-9]{1,6})?/[a-z/]{0,8}",
+        prop::sample::select(vec![
+            "127.0.0.1:0",
+            "[::1]:0",
+            "v1",
+            "v2",
+            "v3",
+            "text",
+            "json",
+            "info",
+            "debug",
+            "info,hyper=debug",
+            "loud=[",
+            "[{a=(}]=info",
+            "x[{y=\"\\n\"}]",
+            "0s",
+            "30s",
+            "1h30m",
+            "isikuota",
+            "ayopop",
+            "",
+        ])
+        .prop_map(String::from),
+    ]
+}
+
+const PROVIDER_PREFIXES: [&str; 5] = ["ISIKUOTA", "AYOPOP", "ISIKOUTA", "", "AYOPOP_V2"];
+const ACCOUNT_FIELDS: [&str; 15] = [
+    "API_ID",
+    "PARTNER_ID",
+    "API_KEY",
+    "SECRET_KEY",
+    "BASE_URL",
+    "API_VERSION",
+    "ACCOUNT",
+    "NAME",
+    "PROVIDER",
+    "WARNING_THRESHOLD",
+    "CRITICAL_THRESHOLD",
+    "MIN_INTERVAL",
+    "API_KEY_FILE",
+    "SECRET_KEY_FILE",
+    "API_ID_FILE",
+];
+const GLOBALS: [&str; 6] = [
+    "LISTEN_ADDRESS",
+    "MIN_INTERVAL",
+    "TIMEOUT",
+    "CONFIG_FILE",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+];
+
+fn variable_name() -> impl Strategy<Value = String> {
+    let account = (
+        prop::sample::select(PROVIDER_PREFIXES.to_vec()),
+        prop::sample::select(ACCOUNT_FIELDS.to_vec()),
+        any::<bool>(),
+    )
+        .prop_map(|(provider, field, lower)| {
+            let name = format!("{provider}_{field}");
+            if lower { name.to_lowercase() } else { name }
+        });
+    let name = prop_oneof![
+        6 => account,
+        2 => prop::sample::select(GLOBALS.to_vec()).prop_map(String::from),
+        // Unknown settings; never ending in `_FILE`, which would read whatever they name.
+        1 => "[A-Za-z_]{0,12}[A-EG-Za-eg-z]".prop_map(String::from),
+    ];
+    prop_oneof![
+        9 => name.prop_map(|name| format!("SALDO_{name}")),
+        1 => "[A-Za-z_]{1,12}[A-EG-Za-eg-z]".prop_map(String::from),
+    ]
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_uppercase();
+    name.ends_with("_API_KEY") || name.ends_with("_SECRET_KEY")
+}
+
+fn variable() -> impl Strategy<Value = (String, String)> {
+    variable_name().prop_flat_map(|name| {
+        let upper = name.to_uppercase();
+        let value = if is_secret_name(&name) {
+            secret_value().boxed()
+        } else if upper.ends_with("_FILE") {
+            path_value().boxed()
+        } else {
+            plain_value().boxed()
+        };
+        (Just(name), value)
+    })
+}
+
+/// A working account, so that the generated variables also reach the checks after the first.
+fn base_account() -> impl Strategy<Value = Vec<(String, String)>> {
+    prop_oneof![
+        Just(Vec::new()),
+        (secret_value(), secret_value()).prop_map(|(key, secret)| vec![
+            ("SALDO_ISIKUOTA_API_ID".to_owned(), "id-1".to_owned()),
+            ("SALDO_ISIKUOTA_API_KEY".to_owned(), key),
+            ("SALDO_ISIKUOTA_SECRET_KEY".to_owned(), secret),
+        ]),
+        (secret_value(), secret_value()).prop_map(|(key, secret)| vec![
+            ("SALDO_AYOPOP_PARTNER_ID".to_owned(), "p-1".to_owned()),
+            ("SALDO_AYOPOP_API_KEY".to_owned(), key),
+            ("SALDO_AYOPOP_SECRET_KEY".to_owned(), secret),
+        ]),
+    ]
+}
+
+fn variables() -> impl Strategy<Value = Vec<(String, String)>> {
+    (base_account(), prop::collection::vec(variable(), 0..8)).prop_map(|(mut base, more)| {
+        base.extend(more);
+        base
+    })
+}
+
+/// Checks a configuration result: an error is one line without any secret value in it.
+fn check_config(
+    result: Result<Config, saldo_exporter::config::ConfigError>,
+    secrets: &[&str],
+) -> Result<(), TestCaseError> {
+    if let Err(err) = result {
+        let message = err.to_string();
+        prop_assert!(!message.contains('\n'), "more than one line: {message:?}");
+        for secret in secrets {
+            // Secrets may end in a character that an escaped message writes differently.
+            let distinctive = secret.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            prop_assert!(
+                !message.contains(distinctive),
+                "a secret is in the error: {message:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Any YAML-ish text: lines built from the accounts file's own words and YAML's syntax.
+fn yaml_text() -> impl Strategy<Value = String> {
+    let word = prop_oneof![
+        prop::sample::select(vec![
+            "accounts:",
+            "- ",
+            "name:",
+            "provider:",
+            "isikuota",
+            "ayopop",
+            "api_id:",
+            "partner_id:",
+            "api_key:",
+            "secret_key:",
+            "api_key_file:",
+            "secret_key_file:",
+            "base_url:",
+            "api_version:",
+            "v2",
+            "warning_threshold:",
+            "critical_threshold:",
+            "min_interval:",
+            "1m",
+            "-1",
+            "1e400",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "&a ",
+            "*a",
+            "!!binary ",
+            "? ",
+            ": ",
+            "\"",
+            "'",
+            "|",
+            ">",
+            "#",
+            "~",
+            "null",
+            "true",
+            "0x1F",
+            ".inf",
+            "---",
+            "...",
+            "%YAML 1.2",
+            "<<: *a",
+            "\t",
+        ])
+        .prop_map(String::from),
+        "[ -~]{0,8}",
+        "\\PC{0,4}",
+    ];
+    let line = ("[ ]{0,6}", prop::collection::vec(word, 0..5))
+        .prop_map(|(indent, words)| format!("{indent}{}", words.join(" ")));
+    prop_oneof![
+        3 => prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n")),
+        1 => "\\PC{0,64}",
+    ]
+}
+
+/// Scalars a secret may be written as in YAML; unquoted digits are a number to the parser.
+fn yaml_secret() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        "[1-9][0-9]{11,17}".prop_map(|digits| (digits.clone(), digits)),
+        "[1-9][0-9]{5,8}\\.[0-9]{1,4}[1-9]".prop_map(|number| (number.clone(), number)),
+        secret_value().prop_map(|secret| (format!("{secret:?}"), secret)),
+        secret_value()
+            .prop_filter("plain scalars only", |s| s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .prop_map(|secret| (secret.clone(), secret)),
+        secret_value().prop_map(|secret| (format!("[{secret:?}]"), secret)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(settings())]
+
+    #[test]
+    fn any_saldo_variables_load_or_fail_in_one_line_without_secrets(vars in variables()) {
+        let secrets: Vec<&str> = vars
+            .iter()
+            .filter(|(name, _)| is_secret_name(name))
+            .map(|(_, value)| value.as_str())
+            .chain([FILE_SECRET, YAML_SECRET])
+            .collect();
+        check_config(Config::from_vars(vars.clone()), &secrets)?;
+    }
+
+    #[test]
+    fn any_yaml_text_as_the_accounts_file_loads_or_fails_in_one_line(text in yaml_text()) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saldo.yml");
+        std::fs::write(&path, &text).unwrap();
+        let result = Config::from_vars(vec![config_file(&path)]);
+        check_config(result, &[FILE_SECRET])?;
+    }
+
+    #[test]
+    fn a_secret_in_the_accounts_file_never_appears_in_an_error(
+        (written, secret) in yaml_secret(),
+        provider in prop::sample::select(vec!["isikuota", "ayopop"]),
+        field in prop::sample::select(vec!["api_key", "secret_key"]),
+        broken in prop::sample::select(vec!["", "    warning_threshold: banyak\n", "    extra: 1\n"]),
+    ) {
+        let id = if provider == "isikuota" { "api_id" } else { "partner_id" };
+        let other = if field == "api_key" { "secret_key" } else { "api_key" };
+        let text = format!(
+            "accounts:\n  - name: x\n    provider: {provider}\n    {id}: \"1\"\n    \
+             {other}: sk-otherQ8w7e6r5t4y3\n    {field}: {written}\n{broken}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saldo.yml");
+        std::fs::write(&path, &text).unwrap();
+        check_config(
+            Config::from_vars(vec![config_file(&path)]),
+            &[&secret, "sk-otherQ8w7e6r5t4y3"],
+        )?;
+    }
+}
+
+fn config_file(path: &Path) -> (String, String) {
+    ("SALDO_CONFIG_FILE".into(), path.display().to_string())
+}
+
+#[test]
+fn configuration_errors_stay_on_one_line_whatever_a_value_path_or_key_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("saldo.yml");
+    std::fs::write(&yaml, "{\na\n\naccounts:").unwrap();
+    let yaml = yaml.display().to_string();
+    let ayopop = |version: &str| {
+        [
+            ("SALDO_AYOPOP_PARTNER_ID", "p-1"),
+            ("SALDO_AYOPOP_API_KEY", "k-1"),
+            ("SALDO_AYOPOP_SECRET_KEY", "s-1"),
+            ("SALDO_AYOPOP_API_VERSION", version),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .to_vec()
+    };
+    for vars in [
+        vec![(
+            "SALDO_ISIKUOTA_API_KEY_FILE".to_owned(),
+            "/nonexistent/first\nsecond".to_owned(),
+        )],
+        vec![(
+            "SALDO_CONFIG_FILE".to_owned(),
+            "/nonexistent/first\nsecond.yml".to_owned(),
+        )],
+        vec![("SALDO_CONFIG_FILE".to_owned(), yaml)],
+        ayopop("v1\nv2"),
+    ] {
+        let message = Config::from_vars(vars.clone()).unwrap_err().to_string();
+        assert!(!message.contains('\n'), "{vars:?}: {message:?}");
+    }
+}
+
+#[test]
+fn a_secret_file_named_as_the_accounts_file_is_not_printed() {
+    let path = &FILES.secret;
+    let message = Config::from_vars(vec![config_file(path)])
+        .unwrap_err()
+        .to_string();
+    assert!(message.starts_with("SALDO_CONFIG_FILE: "), "{message}");
+    assert!(!message.contains(FILE_SECRET), "{message}");
+}
+
+#[test]
+fn an_alias_bomb_in_the_accounts_file_is_refused_not_expanded() {
+    // Eleven levels of ten aliases each: 10^12 scalars if expanded.
+    let mut text =
+        String::from("accounts:\n  - name: x\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..12 {
+        let below = format!("*a{}", level - 1);
+        let items = [below.as_str(); 10].join(", ");
+        text += &format!("    a{level}: &a{level} [{items}]\n");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.yml");
+    std::fs::write(&path, text).unwrap();
+    let message = Config::from_vars(vec![config_file(&path)])
+        .unwrap_err()
+        .to_string();
+    assert!(message.starts_with("SALDO_CONFIG_FILE: "), "{message}");
+}
+
+#[test]
+fn the_seed_answers_decode() {
+    assert_eq!(
+        isikuota().decode(ISIKUOTA_SEED.as_bytes()).unwrap().amount,
+        Decimal::from(25490)
+    );
+    assert_eq!(
+        ayopop().decode(AYOPOP_SEED.as_bytes()).unwrap().amount,
+        Decimal::from(5_523_560)
+    );
+}
