@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -54,13 +55,24 @@ pub struct Collector {
     /// Swapped whole on a configuration reload; scrapes work on the snapshot they took.
     accounts: RwLock<Arc<[Arc<Account>]>>,
     metrics: Arc<Metrics>,
-    /// Rendering resets and refills gauges, so two renders must not interleave.
-    render: Mutex<()>,
+    /// The last `saldo_*` text and the generation it shows. Rendering resets and refills
+    /// gauges, so two renders must not interleave: this lock serialises them.
+    rendered: Mutex<Option<(u64, Arc<str>)>>,
+    /// Bumped whenever a check records its result or the accounts change, the only times the
+    /// `saldo_*` text changes.
+    generation: Arc<AtomicU64>,
+    /// The last `process_*` text and when it was read: reading `/proc` costs as much as the
+    /// rest of a cached scrape, and an age under a second is below what a scraper can tell.
+    process: Mutex<Option<(std::time::Instant, Arc<str>)>>,
 }
+
+/// How long the `process_*` text is reused.
+const PROCESS_MAX_AGE: Duration = Duration::from_secs(1);
 
 struct Account {
     target: Target,
     state: Mutex<State>,
+    generation: Arc<AtomicU64>,
 }
 
 #[derive(Default, Clone)]
@@ -80,7 +92,9 @@ impl Collector {
         let collector = Self {
             accounts: RwLock::new(Arc::new([])),
             metrics,
-            render: Mutex::new(()),
+            rendered: Mutex::new(None),
+            generation: Arc::new(AtomicU64::new(0)),
+            process: Mutex::new(None),
         };
         collector.replace(targets);
         collector
@@ -115,6 +129,7 @@ impl Collector {
                 Arc::new(Account {
                     target,
                     state: Mutex::new(state),
+                    generation: Arc::clone(&self.generation),
                 })
             })
             .collect();
@@ -129,6 +144,7 @@ impl Collector {
                 .remove_account(gone.target.provider, &gone.target.account, currency);
         }
         *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     fn accounts(&self) -> Arc<[Arc<Account>]> {
@@ -163,21 +179,48 @@ impl Collector {
         }
     }
 
-    /// The exposition text, reflecting the state right now.
+    /// The exposition text, reflecting the state right now. The `saldo_*` part is rendered
+    /// again only when a check has finished or the accounts changed since the last render.
     pub fn render(&self) -> String {
-        let _serialised = lock(&self.render);
-        let accounts = self.accounts();
-        let states: Vec<_> = accounts.iter().map(|a| lock(&a.state)).collect();
-        let views = accounts
-            .iter()
-            .zip(&states)
-            .map(|(account, state)| AccountView {
-                provider: account.target.provider,
-                account: &account.target.account,
-                up: matches!(state.latest, Some(Ok(()))),
-                last_good: state.last_good.as_ref().map(|(b, at)| (b, *at)),
-            });
-        self.metrics.render(views)
+        let accounts = {
+            let mut rendered = lock(&self.rendered);
+            // Read before the states: a change meanwhile makes the next render redo the text.
+            let generation = self.generation.load(Ordering::Acquire);
+            match &*rendered {
+                Some((shown, text)) if *shown == generation => Arc::clone(text),
+                _ => {
+                    let accounts = self.accounts();
+                    let states: Vec<_> = accounts.iter().map(|a| lock(&a.state)).collect();
+                    let views = accounts
+                        .iter()
+                        .zip(&states)
+                        .map(|(account, state)| AccountView {
+                            provider: account.target.provider,
+                            account: &account.target.account,
+                            up: matches!(state.latest, Some(Ok(()))),
+                            last_good: state.last_good.as_ref().map(|(b, at)| (b, *at)),
+                        });
+                    let text: Arc<str> = self.metrics.render_accounts(views).into();
+                    *rendered = Some((generation, Arc::clone(&text)));
+                    text
+                }
+            }
+        };
+        let process = {
+            let mut process = lock(&self.process);
+            match &*process {
+                Some((read, text)) if read.elapsed() < PROCESS_MAX_AGE => Arc::clone(text),
+                _ => {
+                    let text: Arc<str> = self.metrics.render_process().into();
+                    *process = Some((std::time::Instant::now(), Arc::clone(&text)));
+                    text
+                }
+            }
+        };
+        let mut text = String::with_capacity(process.len() + accounts.len());
+        text.push_str(&process);
+        text.push_str(&accounts);
+        text
     }
 
     pub fn statuses(&self) -> Vec<AccountStatus> {
@@ -285,6 +328,8 @@ impl Account {
                 }
             }
         }
+        // After the result is recorded, so that a render seeing the new generation shows it.
+        self.generation.fetch_add(1, Ordering::Release);
         // Waiters wake when `finished` drops, which must come after the result is recorded.
         drop(state);
         drop(finished);

@@ -58,6 +58,11 @@ pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// At most this many balance requests run at once, across all accounts: a scrape of many
+/// accounts at one supplier then neither opens a connection per account nor arrives at the
+/// supplier as a flood. Enough for 100 accounts in one round.
+static CHECK_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(128);
+
 /// The collector's view of each configured account.
 pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
     config
@@ -76,8 +81,10 @@ pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
                 check: Arc::new(move || {
                     let provider = Arc::clone(&provider);
                     let client = client.clone();
-                    let request = upstream_runtime()
-                        .spawn(async move { providers::check(provider.provider(), &client).await });
+                    let request = upstream_runtime().spawn(async move {
+                        let _permit = CHECK_PERMITS.acquire().await.expect("never closed");
+                        providers::check(provider.provider(), &client).await
+                    });
                     Box::pin(AbortOnDrop(request))
                 }),
             }

@@ -67,6 +67,9 @@ macro_rules! metrics {
         $(#[$meta])*
         pub struct $name {
             registry: Registry,
+            /// The standard `process_*` metrics, apart: they change between any two scrapes,
+            /// everything in `registry` only when a check finishes or the accounts change.
+            process: Registry,
             $(
                 $(#[doc = $doc])+
                 pub $field: $type,
@@ -74,7 +77,7 @@ macro_rules! metrics {
         }
 
         impl $name {
-            fn register(registry: Registry) -> prometheus::Result<Self> {
+            fn register(registry: Registry, process: Registry) -> prometheus::Result<Self> {
                 $(
                     let help = [$($doc.trim()),+].join(" ");
                     let $field = <$type as Family>::create(
@@ -84,7 +87,7 @@ macro_rules! metrics {
                     )?;
                     registry.register(Box::new($field.clone()))?;
                 )+
-                Ok(Self { registry, $($field,)+ })
+                Ok(Self { registry, process, $($field,)+ })
             }
         }
     };
@@ -129,14 +132,15 @@ pub struct AccountView<'a> {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let process = Registry::new();
         #[cfg(target_os = "linux")]
-        registry
+        process
             .register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("the process collector registers once");
-        let metrics = Self::register(registry).expect("metric names are valid and unique");
+        let metrics =
+            Self::register(Registry::new(), process).expect("metric names are valid and unique");
         metrics
             .build_info
             .with_label_values(&[crate::VERSION, crate::REVISION])
@@ -240,6 +244,19 @@ impl Metrics {
     /// Fills the state gauges from `accounts` and encodes everything in the text format. The
     /// caller serialises calls, since the gauges are reset and refilled.
     pub fn render<'a>(&self, accounts: impl Iterator<Item = AccountView<'a>>) -> String {
+        let mut text = self.render_process();
+        text.push_str(&self.render_accounts(accounts));
+        text
+    }
+
+    /// The `process_*` families, read from `/proc` now.
+    pub fn render_process(&self) -> String {
+        encode(&self.process.gather())
+    }
+
+    /// Like [`Metrics::render`], but only the `saldo_*` families, which change only when a
+    /// check finishes or the accounts change.
+    pub fn render_accounts<'a>(&self, accounts: impl Iterator<Item = AccountView<'a>>) -> String {
         // Reset first, so a series appears only while the state says it should (no balance
         // before the first success) and a changed currency leaves no stale series behind.
         self.balance.reset();
@@ -258,12 +275,16 @@ impl Metrics {
                     .set(seconds.as_secs_f64());
             }
         }
-        let mut out = Vec::with_capacity(16 * 1024);
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("the text encoder writes to memory");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        encode(&self.registry.gather())
     }
+}
+
+fn encode(families: &[prometheus::proto::MetricFamily]) -> String {
+    let mut out = Vec::with_capacity(16 * 1024);
+    TextEncoder::new()
+        .encode(families, &mut out)
+        .expect("the text encoder writes to memory");
+    String::from_utf8(out).expect("the text format is UTF-8")
 }
 
 impl Default for Metrics {
