@@ -1,0 +1,1209 @@
+//! The benchmark driver behind `bench/run.sh`: fake supplier fleets on loopback, the real
+//! exporter binary started fresh for each scenario, and every figure next to its baseline.
+//!
+//! ```text
+//! fleet serve --accounts N [--latency 200ms] [--suppliers 2] [--dir DIR]
+//!     start the fakes, write DIR/accounts.yaml for SALDO_CONFIG_FILE, run until Ctrl-C
+//! fleet run --exporter BIN --baseline BIN --out DIR [--quick] [--only a,b]
+//!     run the scenarios (throughput, cold, single_flight, startup, load); print each figure
+//!     and write DIR/results.json and DIR/figures.md
+//! fleet render-table --criterion DIR
+//!     the render-cost table, in Markdown, from criterion's estimates
+//! ```
+//!
+//! A fake supplier is the crate's own [`Simulator`] (it checks signatures as the real API does)
+//! behind a TCP proxy that counts accepted connections, so the figures can show whether the
+//! exporter reuses its upstream connections. Accounts are spread over two suppliers (one
+//! isikuota, one Ayopop), as a reseller with many accounts at few suppliers has them: the case
+//! where connections per supplier host would grow with the number of accounts.
+//! Under `cargo bench` (no subcommand) this binary does nothing.
+
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use saldo_exporter::demo::{Fault, Kind, Simulator};
+use serde_json::{Map, Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+const USAGE: &str =
+    "usage: fleet serve|run|render-table ... (see benches/fleet.rs; run by bench/run.sh)";
+
+/// The latency of the fake suppliers in the cold-scrape and single-flight scenarios.
+const SLOW_SUPPLIER: Duration = Duration::from_millis(200);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let accounts = flag("--accounts").map_or(50, |n| n.parse().expect("--accounts N"));
+            let latency = flag("--latency").map_or(Duration::ZERO, |d| {
+                humantime::parse_duration(&d).expect("--latency like 200ms")
+            });
+            let suppliers = flag("--suppliers").map_or(2, |n| n.parse().expect("--suppliers N"));
+            let dir = PathBuf::from(flag("--dir").unwrap_or_else(|| ".".into()));
+            serve(accounts, latency, suppliers, &dir);
+            ExitCode::SUCCESS
+        }
+        Some("run") => {
+            let path = |name: &str| PathBuf::from(flag(name).unwrap_or_else(|| panic!("{name}")));
+            let options = Options {
+                exporter: path("--exporter"),
+                baseline: path("--baseline"),
+                out: path("--out"),
+                quick: args.iter().any(|a| a == "--quick"),
+                only: flag("--only").map(|list| list.split(',').map(str::to_owned).collect()),
+            };
+            std::fs::create_dir_all(&options.out).expect("the output directory can be created");
+            run(&options);
+            ExitCode::SUCCESS
+        }
+        Some("render-table") => {
+            let dir = PathBuf::from(flag("--criterion").expect("--criterion DIR"));
+            print!("{}", render_table(&dir));
+            ExitCode::SUCCESS
+        }
+        // `cargo bench` runs every bench target with `--bench`: nothing to do here.
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+struct Options {
+    exporter: PathBuf,
+    baseline: PathBuf,
+    out: PathBuf,
+    quick: bool,
+    only: Option<Vec<String>>,
+}
+
+impl Options {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == scenario))
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake suppliers
+
+/// Fake suppliers on loopback, each behind a connection-counting proxy, and the YAML accounts
+/// file that points `accounts` exporter accounts at them.
+struct Fleet {
+    simulators: Vec<Simulator>,
+    accepted: Vec<Arc<AtomicU64>>,
+    proxies: Vec<JoinHandle<()>>,
+    config: PathBuf,
+}
+
+impl Fleet {
+    async fn start(accounts: usize, latency: Duration, suppliers: usize, dir: &Path) -> Fleet {
+        let mut fleet = Fleet {
+            simulators: Vec::new(),
+            accepted: Vec::new(),
+            proxies: Vec::new(),
+            config: dir.join(format!("accounts-{accounts}.yaml")),
+        };
+        let mut bases = Vec::new();
+        for i in 0..suppliers.max(1) {
+            let kind = [Kind::Isikuota, Kind::Ayopop][i % 2];
+            let simulator = Simulator::start(kind, Decimal::from(10_000_000 + i as i64))
+                .await
+                .expect("a simulator starts");
+            simulator.set_latency(latency);
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a proxy port");
+            bases.push(format!("http://{}", listener.local_addr().unwrap()));
+            let upstream: SocketAddr = simulator
+                .base_url()
+                .trim_start_matches("http://")
+                .parse()
+                .expect("the simulator listens on an address");
+            let accepted = Arc::new(AtomicU64::new(0));
+            fleet.proxies.push(tokio::spawn(proxy(
+                listener,
+                upstream,
+                Arc::clone(&accepted),
+            )));
+            fleet.accepted.push(accepted);
+            fleet.simulators.push(simulator);
+        }
+        let mut yaml = String::from("accounts:\n");
+        for account in 0..accounts {
+            let supplier = account % fleet.simulators.len();
+            let credentials = fleet.simulators[supplier].credentials();
+            let (provider, id_field) = match supplier % 2 {
+                0 => ("isikuota", "api_id"),
+                _ => ("ayopop", "partner_id"),
+            };
+            let _ = write!(
+                yaml,
+                "  - name: toko-{account:04}\n    provider: {provider}\n    {id_field}: \"{}\"\n    \
+                 api_key: \"{}\"\n    secret_key: \"{}\"\n    base_url: \"{}\"\n    \
+                 warning_threshold: 500000\n    critical_threshold: 100000\n",
+                credentials.id, credentials.api_key, credentials.secret_key, bases[supplier],
+            );
+        }
+        std::fs::write(&fleet.config, yaml).expect("the accounts file can be written");
+        fleet
+    }
+
+    /// Balance requests the suppliers received.
+    fn requests(&self) -> u64 {
+        self.simulators.iter().map(Simulator::requests).sum()
+    }
+
+    /// TCP connections the suppliers accepted.
+    fn connections(&self) -> u64 {
+        self.accepted.iter().map(|a| a.load(Ordering::SeqCst)).sum()
+    }
+
+    /// The most connections any one supplier accepted.
+    fn connections_per_supplier(&self) -> u64 {
+        self.accepted
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn set_fault(&self, fault: Option<Fault>) {
+        for simulator in &self.simulators {
+            simulator.set_fault(fault.clone());
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for proxy in &self.proxies {
+            proxy.abort();
+        }
+    }
+}
+
+/// Forwards every connection to `upstream`, counting them.
+async fn proxy(listener: TcpListener, upstream: SocketAddr, accepted: Arc<AtomicU64>) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            // Without this, Nagle's algorithm on the extra hop adds delayed-ACK stalls.
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+    }
+}
+
+fn serve(accounts: usize, latency: Duration, suppliers: usize, dir: &Path) {
+    let runtime = runtime();
+    let fleet = runtime.block_on(Fleet::start(accounts, latency, suppliers, dir));
+    println!(
+        "{accounts} accounts at {} fake suppliers answering after {latency:?}; \
+         SALDO_CONFIG_FILE={}",
+        fleet.simulators.len(),
+        fleet.config.display()
+    );
+    runtime.block_on(async {
+        let mut report = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = report.tick() => println!(
+                    "requests {} connections {}",
+                    fleet.requests(),
+                    fleet.connections()
+                ),
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes under test
+
+/// A server process under test, killed on drop.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    /// Starts the exporter with exactly `env` (plus its listen address) and waits until
+    /// `/-/ready` answers 200.
+    fn exporter(bin: &Path, env: &[(String, String)], log: &Path) -> (Server, Duration) {
+        let address = free_address();
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .env("SALDO_LISTEN_ADDRESS", address.to_string())
+            .env("SALDO_LOG_LEVEL", "warn")
+            .envs(env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("a log file"));
+        Self::start(command, address)
+    }
+
+    fn baseline(bin: &Path, body: Option<&Path>) -> (Server, Duration) {
+        let address = free_address();
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .args(["--listen", &address.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(body) = body {
+            command.arg("--body").arg(body);
+        }
+        Self::start(command, address)
+    }
+
+    /// Spawns `command` and returns with the time from spawning to the first 200 of `/-/ready`.
+    fn start(mut command: Command, address: SocketAddr) -> (Server, Duration) {
+        let started = Instant::now();
+        let mut child = command.spawn().expect("the server binary starts");
+        while !ready(address) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{command:?} exited with {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{command:?} never got ready"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let elapsed = started.elapsed();
+        (Server { child, address }, elapsed)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A `/proc/<pid>/status` field in KiB, such as `VmHWM` (peak RSS) or `VmRSS`.
+    fn kib(&self, field: &str) -> u64 {
+        status_kib(self.child.id(), field).expect("the process is alive")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        line.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix(" kB")?
+            .parse()
+            .ok()
+    })
+}
+
+/// CPU time the process's live threads have used, from the scheduler's nanosecond counters.
+fn cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process is alive");
+    let nanos = tasks
+        .filter_map(|task| {
+            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            schedstat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+fn free_address() -> SocketAddr {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+/// One blocking `GET /-/ready`, as cheap as a readiness probe can be.
+fn ready(address: SocketAddr) -> bool {
+    let Ok(mut stream) = StdStream::connect(address) else {
+        return false;
+    };
+    let request = b"GET /-/ready HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut answer = [0u8; 12];
+    stream.write_all(request).is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"HTTP/1.1 200"
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// One `/metrics` scrape: its time and body. Panics unless the answer is 200.
+async fn scrape(client: &reqwest::Client, server: &Server) -> (Duration, String) {
+    let started = Instant::now();
+    let response = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "a scrape answers 200");
+    let body = response.text().await.unwrap();
+    (started.elapsed(), body)
+}
+
+fn balances(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with("saldo_balance{"))
+        .count()
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+fn account_env(config: &Path, min_interval: &str) -> Vec<(String, String)> {
+    vec![
+        ("SALDO_CONFIG_FILE".into(), config.display().to_string()),
+        ("SALDO_MIN_INTERVAL".into(), min_interval.into()),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+#[derive(Default)]
+struct Report {
+    json: Map<String, Value>,
+    /// One row per figure, for the summary table.
+    summary: String,
+    markdown: String,
+}
+
+impl Report {
+    fn section(&mut self, title: &str, header: &[&str]) {
+        let _ = write!(
+            self.markdown,
+            "\n### {title}\n\n| {} |\n|{}\n",
+            header.join(" | "),
+            "---|".repeat(header.len())
+        );
+    }
+
+    fn row(&mut self, cells: &[String]) {
+        let _ = writeln!(self.markdown, "| {} |", cells.join(" | "));
+    }
+
+    fn note(&mut self, text: &str) {
+        let _ = write!(self.markdown, "\n{text}\n");
+    }
+
+    /// Prints a figure with its ratio and verdict as soon as it is known.
+    fn figure(&mut self, figure: &str, value: &str, ratio: &str, verdict: &str) {
+        println!("{figure:<46} {value:<34} {ratio:<28} {verdict}");
+        let _ = writeln!(self.summary, "| {figure} | {value} | {ratio} | {verdict} |");
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+fn run(options: &Options) {
+    let runtime = runtime();
+    let mut report = Report::default();
+    println!("{:<46} {:<34} {:<28} verdict", "figure", "value", "ratio");
+    if options.wants("throughput") {
+        throughput(&runtime, options, &mut report);
+    }
+    if options.wants("cold") {
+        cold(&runtime, options, &mut report);
+    }
+    if options.wants("single_flight") {
+        single_flight(&runtime, options, &mut report);
+    }
+    if options.wants("startup") {
+        startup(&runtime, options, &mut report);
+    }
+    if options.wants("load") {
+        load(&runtime, options, &mut report);
+    }
+    let json = serde_json::to_string_pretty(&Value::Object(report.json)).unwrap();
+    std::fs::write(options.out.join("results.json"), json).expect("results can be written");
+    let markdown = format!(
+        "| figure | value | ratio | target |\n|---|---|---|---|\n{}{}",
+        report.summary, report.markdown
+    );
+    std::fs::write(options.out.join("figures.md"), markdown).expect("figures can be written");
+}
+
+struct Wrk {
+    requests_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    requests: u64,
+    /// Non-2xx answers plus socket errors.
+    failures: u64,
+}
+
+/// `wrk` with two threads and 32 keep-alive connections against `url`.
+fn wrk(url: &str, duration: Duration) -> Wrk {
+    let output = Command::new("wrk")
+        .args(["-t2", "-c32", "--latency", "--timeout", "10s"])
+        .arg(format!("-d{}s", duration.as_secs()))
+        .arg(url)
+        .output()
+        .expect("wrk is installed (bench/run.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "wrk failed: {text}");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
+    };
+    let latency = |percent: &str| {
+        let value = field(percent).expect("wrk prints the latency distribution");
+        parse_wrk_duration(value)
+    };
+    let socket_errors: u64 = field("Socket errors:")
+        .map(|errors| {
+            errors
+                .split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Wrk {
+        requests_per_second: field("Requests/sec:").unwrap().parse().unwrap(),
+        p50: latency("50%"),
+        p99: latency("99%"),
+        requests: text
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap(),
+        failures: field("Non-2xx or 3xx responses:").map_or(0, |n| n.parse().unwrap())
+            + socket_errors,
+    }
+}
+
+/// wrk prints `812.00us`, `1.23ms`, `2.01s` or `1.50m`.
+fn parse_wrk_duration(text: &str) -> Duration {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .expect("a unit");
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().expect("a number");
+    let seconds = match unit {
+        "us" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        other => panic!("unknown wrk unit {other}"),
+    };
+    Duration::from_secs_f64(seconds)
+}
+
+/// Cached scrape throughput and memory, next to a minimal hyper server serving the same bytes.
+fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
+    let duration = Duration::from_secs(if options.quick { 4 } else { 10 });
+    let rounds = if options.quick { 1 } else { 2 };
+    report.section(
+        "Cached scrape throughput and memory",
+        &[
+            "accounts",
+            "body",
+            "exporter req/s",
+            "exporter p50 / p99",
+            "minimal server req/s",
+            "minimal p50 / p99",
+            "ratio req/s",
+            "ratio p99",
+            "VmHWM idle",
+            "VmHWM after load",
+            "minimal VmHWM",
+        ],
+    );
+    let mut json = Map::new();
+    for accounts in [50, 1000] {
+        let fleet = runtime.block_on(Fleet::start(accounts, Duration::ZERO, 2, &options.out));
+        let (exporter, _) = Server::exporter(
+            &options.exporter,
+            &account_env(&fleet.config, "1h"),
+            &options
+                .out
+                .join(format!("exporter-throughput-{accounts}.log")),
+        );
+        let idle = exporter.kib("VmHWM");
+        let client = client();
+        let body = runtime.block_on(async {
+            scrape(&client, &exporter).await;
+            scrape(&client, &exporter).await.1
+        });
+        assert_eq!(balances(&body), accounts, "the cache is warm");
+        let requests_before = fleet.requests();
+        let body_file = options.out.join(format!("body-{accounts}.txt"));
+        std::fs::write(&body_file, &body).unwrap();
+        let (baseline, _) = Server::baseline(&options.baseline, Some(&body_file));
+
+        let (mut best_exporter, mut best_baseline): (Option<Wrk>, Option<Wrk>) = (None, None);
+        for round in 0..rounds {
+            // Alternate the order, so drift in the machine's load favours neither.
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for is_exporter in order {
+                let server = if is_exporter { &exporter } else { &baseline };
+                let result = wrk(&server.url("/metrics"), duration);
+                let best = if is_exporter {
+                    &mut best_exporter
+                } else {
+                    &mut best_baseline
+                };
+                assert_eq!(result.failures, 0, "wrk saw failures");
+                if best
+                    .as_ref()
+                    .is_none_or(|b| result.requests_per_second > b.requests_per_second)
+                {
+                    *best = Some(result);
+                }
+            }
+        }
+        let (e, b) = (best_exporter.unwrap(), best_baseline.unwrap());
+        assert_eq!(
+            fleet.requests(),
+            requests_before,
+            "a warm cache sends nothing upstream"
+        );
+        let peak = exporter.kib("VmHWM");
+        let baseline_peak = baseline.kib("VmHWM");
+        let ratio = e.requests_per_second / b.requests_per_second;
+        let p99_ratio = e.p99.as_secs_f64() / b.p99.as_secs_f64();
+        report.figure(
+            &format!("cached scrape throughput, {accounts} accounts"),
+            &format!("{:.0} req/s, p99 {}", e.requests_per_second, ms(e.p99)),
+            &format!("{ratio:.2} of minimal ({:.0} req/s)", b.requests_per_second),
+            if accounts == 50 {
+                verdict(ratio >= 0.8)
+            } else {
+                "(no target)"
+            },
+        );
+        report.figure(
+            &format!("cached scrape p99, {accounts} accounts"),
+            &ms(e.p99),
+            &format!("{p99_ratio:.2} x minimal ({})", ms(b.p99)),
+            "(no target)",
+        );
+        report.figure(
+            &format!("peak RSS under load, {accounts} accounts"),
+            &format!("{} (idle {})", mib(peak), mib(idle)),
+            &format!(
+                "{:.1} x minimal ({})",
+                peak as f64 / baseline_peak as f64,
+                mib(baseline_peak)
+            ),
+            if accounts == 50 {
+                verdict(peak <= 20 * 1024)
+            } else {
+                "(no target)"
+            },
+        );
+        report.row(&[
+            accounts.to_string(),
+            format!(
+                "{} KiB ({} B/account)",
+                body.len() / 1024,
+                body.len() / accounts
+            ),
+            format!("{:.0}", e.requests_per_second),
+            format!("{} / {}", ms(e.p50), ms(e.p99)),
+            format!("{:.0}", b.requests_per_second),
+            format!("{} / {}", ms(b.p50), ms(b.p99)),
+            format!("**{ratio:.2}**"),
+            format!("{p99_ratio:.2}"),
+            mib(idle),
+            format!("**{}**", mib(peak)),
+            mib(baseline_peak),
+        ]);
+        json.insert(
+            accounts.to_string(),
+            json!({
+                "body_bytes": body.len(),
+                "exporter": {"rps": e.requests_per_second, "p50_s": e.p50.as_secs_f64(),
+                             "p99_s": e.p99.as_secs_f64(), "requests": e.requests},
+                "minimal": {"rps": b.requests_per_second, "p50_s": b.p50.as_secs_f64(),
+                            "p99_s": b.p99.as_secs_f64(), "requests": b.requests},
+                "ratio_rps": ratio,
+                "ratio_p99": p99_ratio,
+                "vmhwm_idle_kib": idle,
+                "vmhwm_peak_kib": peak,
+                "minimal_vmhwm_kib": baseline_peak,
+            }),
+        );
+    }
+    report.note(&format!(
+        "wrk -t2 -c32 -d{}s --latency, best of {rounds} alternating round(s) per server; \
+         targets: ratio ≥ 0.8 and peak RSS ≤ 20 MiB at 50 accounts. VmHWM idle is right after \
+         `/-/ready`; after load it includes the warm-up scrape and the wrk run.",
+        duration.as_secs()
+    ));
+    report.json.insert("throughput".into(), Value::Object(json));
+}
+
+/// The first scrape of a fresh exporter whose suppliers answer after 200 ms, then a second
+/// one (SALDO_MIN_INTERVAL=0s, so it checks again), with the upstream connections each opened.
+fn cold(runtime: &Runtime, options: &Options, report: &mut Report) {
+    let repeats = if options.quick { 1 } else { 3 };
+    report.section(
+        "Cold scrape, suppliers answering after 200 ms",
+        &[
+            "accounts",
+            "first scrape (median)",
+            "÷ 200 ms",
+            "second scrape",
+            "connections, first",
+            "new connections, second",
+            "most at one supplier host",
+            "requests first / second",
+            "balances after first",
+            "exporter CPU, first",
+            "VmHWM",
+        ],
+    );
+    let mut json = Map::new();
+    let mut firsts = Vec::new();
+    for accounts in [10, 100, 1000] {
+        let fleet = runtime.block_on(Fleet::start(accounts, SLOW_SUPPLIER, 2, &options.out));
+        let mut runs = Vec::new();
+        for _ in 0..repeats {
+            let (exporter, _) = Server::exporter(
+                &options.exporter,
+                &account_env(&fleet.config, "0s"),
+                &options.out.join(format!("exporter-cold-{accounts}.log")),
+            );
+            let client = client();
+            let (c0, r0) = (fleet.connections(), fleet.requests());
+            let before_per_host = fleet.connections_per_supplier();
+            let cpu0 = cpu_time(exporter.child.id());
+            let (first, body) = runtime.block_on(scrape(&client, &exporter));
+            let cpu = cpu_time(exporter.child.id()) - cpu0;
+            let (c1, r1) = (fleet.connections(), fleet.requests());
+            let (second, _) = runtime.block_on(scrape(&client, &exporter));
+            let (c2, r2) = (fleet.connections(), fleet.requests());
+            let per_host = fleet.connections_per_supplier() - before_per_host;
+            runs.push((
+                first,
+                second,
+                c1 - c0,
+                c2 - c1,
+                r1 - r0,
+                r2 - r1,
+                balances(&body),
+                exporter.kib("VmHWM"),
+                cpu,
+                per_host,
+            ));
+        }
+        runs.sort_by_key(|run| run.0);
+        let (first, second, conns1, conns2, req1, req2, seen, hwm, cpu, per_host) =
+            runs[runs.len() / 2];
+        firsts.push((accounts, first));
+        let ratio = first.as_secs_f64() / SLOW_SUPPLIER.as_secs_f64();
+        report.figure(
+            &format!("cold scrape, {accounts} accounts"),
+            &format!("{} (second {})", ms(first), ms(second)),
+            &format!("{ratio:.2} x 200 ms"),
+            if accounts == 100 {
+                verdict(ratio <= 1.5)
+            } else {
+                "(target at 100)"
+            },
+        );
+        report.figure(
+            &format!("exporter CPU for that scrape, {accounts} accounts"),
+            &ms(cpu),
+            &format!(
+                "{:.0} µs per account",
+                cpu.as_secs_f64() * 1e6 / accounts as f64
+            ),
+            "(no target)",
+        );
+        report.figure(
+            &format!("upstream connections, {accounts} accounts"),
+            &format!("first {conns1}, second +{conns2}; {per_host} at one host"),
+            &format!(
+                "{:.2} per account",
+                (conns1 + conns2) as f64 / accounts as f64
+            ),
+            verdict(conns1 + conns2 <= accounts as u64),
+        );
+        report.row(&[
+            accounts.to_string(),
+            format!("**{}**", ms(first)),
+            format!("{ratio:.2}"),
+            ms(second),
+            conns1.to_string(),
+            conns2.to_string(),
+            per_host.to_string(),
+            format!("{req1} / {req2}"),
+            seen.to_string(),
+            ms(cpu),
+            mib(hwm),
+        ]);
+        json.insert(
+            accounts.to_string(),
+            json!({
+                "first_s": first.as_secs_f64(), "second_s": second.as_secs_f64(),
+                "connections_first": conns1, "connections_second": conns2,
+                "requests_first": req1, "requests_second": req2,
+                "balances_after_first": seen, "vmhwm_kib": hwm,
+                "exporter_cpu_first_s": cpu.as_secs_f64(), "most_at_one_host": per_host,
+                "all_first_s": runs.iter().map(|r| r.0.as_secs_f64()).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    let growth = firsts[2].1.as_secs_f64() / firsts[0].1.as_secs_f64();
+    report.figure(
+        "cold scrape growth, 10 -> 1000 accounts",
+        &format!("{growth:.2} x"),
+        "(linear would be 100 x)",
+        verdict(growth <= 10.0),
+    );
+    json.insert("growth_10_to_1000".into(), json!(growth));
+    report.note(&format!(
+        "Median of {repeats} fresh process(es) per size; accounts alternate between two fake \
+         suppliers (isikuota, Ayopop) behind connection-counting proxies; SALDO_MIN_INTERVAL=0s \
+         so the second scrape checks every account again. Targets: first scrape ≤ 1.5 × 200 ms \
+         at 100 accounts; growth from 10 to 1,000 accounts well below linear (here: ≤ 10 ×, \
+         linear is 100 ×); upstream connections reused, so that both scrapes together open at \
+         most one per account. Growth 10 → 1,000: **{growth:.2} ×**. The fakes and proxies \
+         run on the same two cores, so part of the time above 200 ms is theirs; \
+         \"exporter CPU\" is the exporter's own share."
+    ));
+    report.json.insert("cold".into(), Value::Object(json));
+}
+
+/// 500 concurrent scrapes of a fresh exporter cause exactly one upstream request per account.
+fn single_flight(runtime: &Runtime, options: &Options, report: &mut Report) {
+    const SCRAPES: usize = 500;
+    let accounts = 100;
+    let fleet = runtime.block_on(Fleet::start(accounts, SLOW_SUPPLIER, 2, &options.out));
+    let (exporter, _) = Server::exporter(
+        &options.exporter,
+        &account_env(&fleet.config, "1h"),
+        &options.out.join("exporter-single-flight.log"),
+    );
+    let url = exporter.url("/metrics");
+    let started = Instant::now();
+    let results: Vec<(u16, usize, Duration)> = runtime.block_on(async {
+        let client = client();
+        let tasks: Vec<_> = (0..SCRAPES)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let response = client.get(&url).send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let body = response.text().await.unwrap();
+                    (status, balances(&body), started.elapsed())
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    });
+    let elapsed = started.elapsed();
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let complete = results.iter().filter(|r| r.1 == accounts).count();
+    let slowest = results.iter().map(|r| r.2).max().unwrap();
+    let requests = fleet.requests();
+    let counted = runtime.block_on(async {
+        let text = scrape(&client(), &exporter).await.1;
+        metric_sum(&text, "saldo_upstream_requests_total")
+    });
+    report.figure(
+        &format!("single flight, {SCRAPES} scrapes x {accounts} accounts"),
+        &format!("{requests} upstream requests, {ok} x 200"),
+        &format!("{:.2} per account", requests as f64 / accounts as f64),
+        verdict(requests == accounts as u64 && ok == SCRAPES),
+    );
+    report.section(
+        "Single flight",
+        &[
+            "concurrent scrapes",
+            "accounts",
+            "upstream requests (fake)",
+            "saldo_upstream_requests_total",
+            "answers 200",
+            "answers with every balance",
+            "slowest scrape",
+            "all done in",
+        ],
+    );
+    report.row(&[
+        SCRAPES.to_string(),
+        accounts.to_string(),
+        format!("**{requests}**"),
+        format!("{counted:.0}"),
+        ok.to_string(),
+        complete.to_string(),
+        ms(slowest),
+        ms(elapsed),
+    ]);
+    report.note(
+        "A fresh exporter, SALDO_MIN_INTERVAL=1h, suppliers answering after 200 ms; all scrapes \
+         are sent at once. Target: exactly one upstream request per account.",
+    );
+    report.json.insert(
+        "single_flight".into(),
+        json!({"scrapes": SCRAPES, "accounts": accounts, "upstream_requests": requests,
+               "exporter_counted": counted, "ok": ok, "complete": complete,
+               "slowest_s": slowest.as_secs_f64(), "elapsed_s": elapsed.as_secs_f64()}),
+    );
+}
+
+/// Process start to the first 200 of `/-/ready`, exporter and minimal server alternately.
+fn startup(runtime: &Runtime, options: &Options, report: &mut Report) {
+    let iterations = if options.quick { 10 } else { 30 };
+    let fleet = runtime.block_on(Fleet::start(1, Duration::ZERO, 1, &options.out));
+    let env = account_env(&fleet.config, "30s");
+    let (mut exporter, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        let log = options.out.join("exporter-startup.log");
+        exporter.push(Server::exporter(&options.exporter, &env, &log).1);
+        baseline.push(Server::baseline(&options.baseline, None).1);
+    }
+    let (e, b) = (median(&mut exporter), median(&mut baseline));
+    let (e_max, b_max) = (exporter[exporter.len() - 1], baseline[baseline.len() - 1]);
+    let ratio = e.as_secs_f64() / b.as_secs_f64();
+    assert_eq!(fleet.requests(), 0, "start-up sends nothing upstream");
+    report.figure(
+        "start-up to first /-/ready 200 (median)",
+        &format!("{} (min {}, max {})", ms(e), ms(exporter[0]), ms(e_max)),
+        &format!("{ratio:.2} x minimal ({})", ms(b)),
+        verdict(e <= Duration::from_millis(50)),
+    );
+    report.section(
+        "Start-up",
+        &["server", "median", "min", "max", "ratio (median)"],
+    );
+    report.row(&[
+        "exporter".into(),
+        format!("**{}**", ms(e)),
+        ms(exporter[0]),
+        ms(e_max),
+        format!("**{ratio:.2}**"),
+    ]);
+    report.row(&[
+        "minimal hyper server".into(),
+        ms(b),
+        ms(baseline[0]),
+        ms(b_max),
+        "1".into(),
+    ]);
+    report.note(&format!(
+        "{iterations} fresh processes each, alternating; time from spawn to the first HTTP 200 \
+         of `/-/ready`, polled every 0.2 ms. One configured account, no upstream request. \
+         Target: ≤ 50 ms."
+    ));
+    report.json.insert(
+        "startup".into(),
+        json!({"exporter_median_s": e.as_secs_f64(), "minimal_median_s": b.as_secs_f64(),
+               "exporter_min_s": exporter[0].as_secs_f64(), "exporter_max_s": e_max.as_secs_f64(),
+               "ratio": ratio}),
+    );
+}
+
+/// tests/load.rs in a release build: 64 clients, at least 10,000 scrapes and 5 s, both
+/// suppliers flapping between good and HTTP 500 every 300 ms, SALDO_MIN_INTERVAL=1s.
+fn load(runtime: &Runtime, options: &Options, report: &mut Report) {
+    const CLIENTS: usize = 64;
+    const SCRAPES: usize = 10_000;
+    const MIN_RUN: Duration = Duration::from_secs(5);
+    let fleet = runtime.block_on(Fleet::start(2, Duration::ZERO, 2, &options.out));
+    let (exporter, _) = Server::exporter(
+        &options.exporter,
+        &account_env(&fleet.config, "1s"),
+        &options.out.join("exporter-load.log"),
+    );
+    let pid = exporter.child.id();
+    let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let max_rss = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (done, max_rss) = (Arc::clone(&done), Arc::clone(&max_rss));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if let Some(rss) = status_kib(pid, "VmRSS") {
+                    max_rss.fetch_max(rss, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let fleet = Arc::new(fleet);
+    let url = exporter.url("/metrics");
+    let (latencies, failures, last) = runtime.block_on(async {
+        let flapper = {
+            let fleet = Arc::clone(&fleet);
+            tokio::spawn(async move {
+                let mut failing = false;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    failing = !failing;
+                    fleet.set_fault(failing.then_some(Fault::Status(500)));
+                }
+            })
+        };
+        let taken = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let latencies = Arc::new(Mutex::new(Vec::with_capacity(SCRAPES * 2)));
+        let client = client();
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                let (taken, failures) = (Arc::clone(&taken), Arc::clone(&failures));
+                let latencies = Arc::clone(&latencies);
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    while taken.fetch_add(1, Ordering::SeqCst) < SCRAPES
+                        || started.elapsed() < MIN_RUN
+                    {
+                        let sent = Instant::now();
+                        let ok = match client.get(&url).send().await {
+                            Ok(response) => {
+                                response.status() == 200 && response.bytes().await.is_ok()
+                            }
+                            Err(_) => false,
+                        };
+                        if !ok {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                        mine.push(sent.elapsed());
+                    }
+                    latencies.lock().unwrap().extend(mine);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        flapper.abort();
+        fleet.set_fault(None);
+        let last = scrape(&client, &exporter).await.1;
+        let latencies = std::mem::take(&mut *latencies.lock().unwrap());
+        (latencies, failures.load(Ordering::SeqCst), last)
+    });
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+    let mut latencies = latencies;
+    latencies.sort();
+    let scrapes = latencies.len();
+    let rate = scrapes as f64 / elapsed.as_secs_f64();
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    // The final scrape above may have started one more check per account.
+    let bound = elapsed.as_secs_f64().ceil() as u64 + 1;
+    let per_supplier: Vec<u64> = fleet.simulators.iter().map(Simulator::requests).collect();
+    let errors = metric_sum(&last, "saldo_upstream_errors_total");
+    let max_rss = max_rss.load(Ordering::SeqCst);
+    report.figure(
+        "load (release): scrapes, non-200",
+        &format!(
+            "{scrapes} in {:.1} s, {failures} failed",
+            elapsed.as_secs_f64()
+        ),
+        &format!("{rate:.0} scrapes/s"),
+        verdict(failures == 0),
+    );
+    report.figure(
+        "load (release): upstream calls per account",
+        &format!("{per_supplier:?}, {errors:.0} failed checks"),
+        &format!("bound ceil(elapsed/1s)+1 = {bound}"),
+        verdict(per_supplier.iter().all(|&n| n <= bound)),
+    );
+    report.figure(
+        "load (release): max VmRSS",
+        &mib(max_rss),
+        "limit 40 MiB (as tests/load.rs)",
+        verdict(max_rss <= 40 * 1024),
+    );
+    report.section(
+        "Load (tests/load.rs scenario, release build)",
+        &[
+            "scrapes",
+            "clients",
+            "elapsed",
+            "scrapes/s",
+            "p50 / p99",
+            "non-200",
+            "upstream calls per account",
+            "bound",
+            "failed checks",
+            "max VmRSS",
+        ],
+    );
+    report.row(&[
+        scrapes.to_string(),
+        CLIENTS.to_string(),
+        format!("{:.1} s", elapsed.as_secs_f64()),
+        format!("{rate:.0}"),
+        format!("{} / {}", ms(p50), ms(p99)),
+        failures.to_string(),
+        format!("{per_supplier:?}"),
+        bound.to_string(),
+        format!("{errors:.0}"),
+        mib(max_rss),
+    ]);
+    report.note(
+        "Two accounts (one per fake supplier), SALDO_MIN_INTERVAL=1s, both suppliers toggling \
+         between good answers and HTTP 500 every 300 ms; VmRSS sampled every 50 ms.",
+    );
+    report.json.insert(
+        "load".into(),
+        json!({"scrapes": scrapes, "elapsed_s": elapsed.as_secs_f64(), "rate": rate,
+               "p50_s": p50.as_secs_f64(), "p99_s": p99.as_secs_f64(), "failures": failures,
+               "upstream_per_account": per_supplier, "bound": bound, "failed_checks": errors,
+               "max_vmrss_kib": max_rss}),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Render cost, from criterion's estimates
+
+fn render_table(dir: &Path) -> String {
+    let estimate = |id: &str| -> Option<(f64, f64, f64)> {
+        let path = dir.join(id).join("new/estimates.json");
+        let value: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        // Criterion's headline figure: the slope of time over iterations where it has one.
+        let estimate = match &value["slope"] {
+            Value::Null => &value["mean"],
+            slope => slope,
+        };
+        Some((
+            estimate["point_estimate"].as_f64()?,
+            estimate["confidence_interval"]["lower_bound"].as_f64()?,
+            estimate["confidence_interval"]["upper_bound"].as_f64()?,
+        ))
+    };
+    let mut out = String::from(
+        "| benchmark | accounts | time | 95% interval | per account |\n|---|---|---|---|---|\n",
+    );
+    let mut slopes = Vec::new();
+    for (group, what) in [
+        ("render", "`Collector::render` (a warm scrape)"),
+        ("encode", "`Metrics::render` (fill, gather, encode)"),
+    ] {
+        let mut points = Vec::new();
+        for accounts in [1u32, 50, 1000] {
+            let Some((time, low, high)) = estimate(&format!("{group}/accounts/{accounts}")) else {
+                continue;
+            };
+            points.push((f64::from(accounts), time));
+            let _ = writeln!(
+                out,
+                "| {what} | {accounts} | **{}** | {} – {} | {} |",
+                nanos(time),
+                nanos(low),
+                nanos(high),
+                nanos(time / f64::from(accounts)),
+            );
+        }
+        if let (Some(first), Some(last)) = (points.first(), points.last())
+            && points.len() > 1
+        {
+            let slope = (last.1 - first.1) / (last.0 - first.0);
+            slopes.push(format!(
+                "{what}: **{}** per account, {} fixed",
+                nanos(slope),
+                nanos(first.1 - slope * first.0)
+            ));
+        }
+    }
+    let _ = write!(
+        out,
+        "\nMarginal cost from 1 to 1,000 accounts: {}.",
+        slopes.join("; ")
+    );
+    if let Some((mean, _, _)) = estimate("process_collector") {
+        let _ = write!(
+            out,
+            " The `process_*` metrics alone (reading `/proc/self`) cost {} per render.",
+            nanos(mean)
+        );
+    }
+    out.push('\n');
+    out
+}
+
+fn nanos(ns: f64) -> String {
+    match ns {
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} µs", n / 1e3),
+        n => format!("{n:.0} ns"),
+    }
+}
