@@ -51,6 +51,17 @@ pub fn isikuota_canonical_body(body: &Map<String, Value>) -> String {
 
 /// isikuota's signature: hex HMAC-SHA256 keyed with the secret key over
 /// `api_id|api_key|timestamp|hex(sha256(canonicalBody))`.
+///
+/// The balance call has no business parameters, so it signs the empty body:
+///
+/// ```
+/// use saldo_exporter::signing::isikuota_signature;
+///
+/// // The documentation's placeholder credentials at 2026-05-31T10:21:58Z.
+/// let signature =
+///     isikuota_signature("your_api_id", "your_api_key", "your_secret_key", 1780222918, "");
+/// assert_eq!(signature, "af4c1cd8c999e21dfba3416ddd738dd0ba2ce99e8794a7cbf92d6ddbd1254d8b");
+/// ```
 pub fn isikuota_signature(
     api_id: &str,
     api_key: &str,
@@ -65,6 +76,15 @@ pub fn isikuota_signature(
 
 /// Ayopop's `TOKEN` header: an HS256 JWT whose claims are the request payload, signed with the
 /// partner's secret. The documentation has no `exp` or `iat`, so the token is deterministic.
+///
+/// ```
+/// use saldo_exporter::signing::ayopop_token;
+///
+/// let token = ayopop_token(&serde_json::json!({"partnerId": "ayopop"}), "ayopop-api-secret");
+/// // The payload segment is the one in the documentation's sample token.
+/// assert_eq!(token.split('.').nth(1), Some("eyJwYXJ0bmVySWQiOiJheW9wb3AifQ"));
+/// assert_eq!(token, ayopop_token(&serde_json::json!({"partnerId": "ayopop"}), "ayopop-api-secret"));
+/// ```
 pub fn ayopop_token(claims: &impl Serialize, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
