@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use saldo_exporter::demo::{Fault, Kind, Simulator};
-use support::{DEADLINE, Exporter, client, require_tool, sample, setting};
+use saldo_exporter::demo::{Fault, Simulator};
+use support::{DEADLINE, Exporter, client, require_tool, sample, setting, suppliers};
 use tokio::time::Instant;
 
 /// Puts a simulator into one failure mode.
@@ -15,19 +15,6 @@ type Breakage = Box<dyn Fn(&Simulator)>;
 
 fn labels<'a>(provider: &'a str, account: &'a str) -> [(&'a str, &'a str); 2] {
     [("provider", provider), ("account", account)]
-}
-
-/// Both simulators, fixed balances, and the variables pointing an exporter at them.
-async fn suppliers() -> (Simulator, Simulator, Vec<(String, String)>) {
-    let isikuota = Simulator::start(Kind::Isikuota, Decimal::from(25_490))
-        .await
-        .unwrap();
-    let ayopop = Simulator::start(Kind::Ayopop, Decimal::from(5_523_560))
-        .await
-        .unwrap();
-    let mut env = isikuota.env("toko-pusat");
-    env.extend(ayopop.env("ppob-utama"));
-    (isikuota, ayopop, env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rust_decimal::Decimal;
-use saldo_exporter::demo::{Fault, Kind, Simulator};
-use support::{Exporter, client, sample, setting};
+use saldo_exporter::demo::{Fault, Simulator};
+use support::{Exporter, client, sample, setting, suppliers};
 use tokio::time::Instant;
 
 const SCRAPES: usize = 10_000;
@@ -28,14 +27,7 @@ const RSS_LIMIT_KIB: u64 = 40 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_scrapes_while_the_suppliers_flap_all_answer_200_within_the_upstream_budget() {
-    let isikuota = Simulator::start(Kind::Isikuota, Decimal::from(25_490))
-        .await
-        .unwrap();
-    let ayopop = Simulator::start(Kind::Ayopop, Decimal::from(5_523_560))
-        .await
-        .unwrap();
-    let mut env = isikuota.env("toko-pusat");
-    env.extend(ayopop.env("ppob-utama"));
+    let (isikuota, ayopop, mut env) = suppliers().await;
     env.push(setting("MIN_INTERVAL", "1s"));
     // Per-check debug lines would only grow the captured output.
     env.push(setting("LOG_LEVEL", "info"));

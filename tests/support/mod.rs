@@ -8,6 +8,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rust_decimal::Decimal;
+use saldo_exporter::demo::{Kind, Simulator};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -167,4 +169,18 @@ pub fn require_tool(tool: &str) -> bool {
         eprintln!("note: `{tool}` is not installed, skipping this check outside CI");
     }
     found
+}
+
+/// Both simulators with fixed balances (isikuota 25,490, Ayopop 5,523,560), and the variables
+/// pointing an exporter at them as accounts `toko-pusat` and `ppob-utama`.
+pub async fn suppliers() -> (Simulator, Simulator, Vec<(String, String)>) {
+    let isikuota = Simulator::start(Kind::Isikuota, Decimal::from(25_490))
+        .await
+        .unwrap();
+    let ayopop = Simulator::start(Kind::Ayopop, Decimal::from(5_523_560))
+        .await
+        .unwrap();
+    let mut env = isikuota.env("toko-pusat");
+    env.extend(ayopop.env("ppob-utama"));
+    (isikuota, ayopop, env)
 }
