@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use rust_decimal::Decimal;
 use saldo_exporter::demo::{Fault, Kind, Sales, Simulator};
 use serde_json::{Map, Value, json};
-use support::{DEADLINE, Exporter, client, require_tool};
+use support::{DEADLINE, Exporter, client, read, repo_path, require_tool};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -857,12 +857,4 @@ fn free_port() -> u16 {
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn read(relative: &str) -> String {
-    std::fs::read_to_string(repo_path(relative)).unwrap()
 }

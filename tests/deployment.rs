@@ -12,11 +12,11 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::require_tool;
+use support::{read, repo_path, require_tool};
 
 const COMPOSE: &str = "docker-compose.yml";
 const DOCKERFILE: &str = "Dockerfile";
@@ -30,15 +30,6 @@ const EXAMPLE_SECRET: &str = "deploy/kubernetes/secret.example.yaml";
 const UNIT: &str = "deploy/systemd/saldo_exporter.service";
 const UNIT_ENV: &str = "deploy/systemd/saldo_exporter.env";
 const BINARY_PATH: &str = "/usr/local/bin/saldo_exporter";
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_path(relative);
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
 
 /// The documents of a YAML file, split on `---` lines; documents of only comments are skipped.
 fn yaml_documents(relative: &str) -> Vec<Value> {

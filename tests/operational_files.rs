@@ -6,12 +6,14 @@
 //! `prometheus` and `prometheus-alertmanager` packages) and is skipped with a note elsewhere,
 //! so `cargo test` still works on a laptop without Prometheus.
 
+mod support;
+
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
 use serde_json::Value;
+use support::{read, repo_path, require_tool};
 
 const RULES: &str = "alerts/saldo.rules.yml";
 const RULE_TESTS: &str = "alerts/saldo.rules.test.yml";
@@ -37,41 +39,14 @@ const EXPORTER_METRICS: &[&str] = &[
     "saldo_build_info",
 ];
 
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_path(relative);
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-/// The tool's path on PATH, or `None` (after a note) when it is missing outside CI.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = env::var_os("PATH").and_then(|paths| {
-        env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        if env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "`{name}` is not on PATH; CI must install it (Debian: prometheus, prometheus-alertmanager)"
-            );
-        }
-        eprintln!("note: `{name}` is not on PATH, skipping this check (it runs in CI)");
-    }
-    found
-}
-
 /// Runs the tool from the repository root and returns its combined output, failing the test
 /// with that output when the tool exits non-zero.
-fn run(tool: &Path, args: &[&str]) -> String {
+fn run(tool: &str, args: &[&str]) -> String {
     let output = Command::new(tool)
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -80,7 +55,7 @@ fn run(tool: &Path, args: &[&str]) -> String {
     assert!(
         output.status.success(),
         "`{} {}` failed with {}:\n{text}",
-        tool.display(),
+        tool,
         args.join(" "),
         output.status
     );
@@ -89,11 +64,11 @@ fn run(tool: &Path, args: &[&str]) -> String {
 
 #[test]
 fn the_rule_file_loads_without_warnings() {
-    let Some(promtool) = tool("promtool") else {
+    if !require_tool("promtool") {
         return;
-    };
+    }
     let output = run(
-        &promtool,
+        "promtool",
         &["check", "rules", "--lint=all", "--lint-fatal", RULES],
     );
     assert!(
@@ -104,18 +79,18 @@ fn the_rule_file_loads_without_warnings() {
 
 #[test]
 fn every_alert_fires_and_stays_silent_as_the_rule_tests_say() {
-    let Some(promtool) = tool("promtool") else {
+    if !require_tool("promtool") {
         return;
-    };
-    run(&promtool, &["test", "rules", RULE_TESTS]);
+    }
+    run("promtool", &["test", "rules", RULE_TESTS]);
 }
 
 #[test]
 fn the_example_prometheus_config_is_valid_and_loads_the_rules() {
-    let Some(promtool) = tool("promtool") else {
+    if !require_tool("promtool") {
         return;
-    };
-    let output = run(&promtool, &["check", "config", PROMETHEUS_CONFIG]);
+    }
+    let output = run("promtool", &["check", "config", PROMETHEUS_CONFIG]);
     assert!(
         output.contains("1 rule files found"),
         "{PROMETHEUS_CONFIG} should load {RULES}:\n{output}"
@@ -124,8 +99,10 @@ fn the_example_prometheus_config_is_valid_and_loads_the_rules() {
 
 #[test]
 fn the_example_alertmanager_config_is_valid() {
-    let Some(amtool) = tool("amtool") else { return };
-    run(&amtool, &["check-config", ALERTMANAGER_CONFIG]);
+    if !require_tool("amtool") {
+        return;
+    }
+    run("amtool", &["check-config", ALERTMANAGER_CONFIG]);
 }
 
 #[test]

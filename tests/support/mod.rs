@@ -184,3 +184,14 @@ pub async fn suppliers() -> (Simulator, Simulator, Vec<(String, String)>) {
     env.extend(ayopop.env("ppob-utama"));
     (isikuota, ayopop, env)
 }
+
+/// A path inside the repository.
+pub fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A repository file's text.
+pub fn read(relative: &str) -> String {
+    let path = repo_path(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
