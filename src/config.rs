@@ -49,7 +49,6 @@ pub struct Config {
     pub listen_address: SocketAddr,
     pub min_interval: Duration,
     pub timeout: Duration,
-    pub config_file: Option<PathBuf>,
     /// A level (`info`) for this exporter's own logs, or a full `tracing` filter directive.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -207,7 +206,7 @@ impl Config {
             listen_address,
             min_interval,
             timeout,
-            config_file: env.config_file,
+
             log_level,
             log_format,
             web,
