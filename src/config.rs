@@ -206,7 +206,6 @@ impl Config {
             listen_address,
             min_interval,
             timeout,
-
             log_level,
             log_format,
             web,
