@@ -1,5 +1,8 @@
 //! Records the git revision for `saldo_build_info`. `SALDO_REVISION` overrides it, for builds
 //! without a `.git` directory (container builds).
+//!
+//! The value reaches the compiler as `BUILD_REVISION`, outside the `SALDO_` prefix: `cargo run`
+//! hands a build script's variables to the program too, and `SALDO_*` names are its settings.
 
 use std::process::Command;
 
@@ -21,5 +24,5 @@ fn main() {
         })
         .filter(|revision| !revision.is_empty())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=SALDO_REVISION={revision}");
+    println!("cargo:rustc-env=BUILD_REVISION={revision}");
 }

@@ -4,6 +4,12 @@
 //! the file's contents), the fields every account shares, then the provider's own settings,
 //! chosen by the provider registry. Every error is one line that names the setting, and never
 //! contains a secret value.
+//!
+//! The environment is shared with everything else on the machine (a shell, `cargo run`, a
+//! Kubernetes pod's service links such as `SALDO_EXPORTER_SERVICE_HOST`), so a `SALDO_*` name
+//! that is no setting never stops the exporter: it is reported as a warning, with a "did you
+//! mean" for near misses. Within a provider's variables an unknown field stays an error: there
+//! the user clearly meant a setting.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,9 +21,29 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::providers::{self, ProviderConfig};
+use crate::telemetry::LogFormat;
 use crate::web::WebConfig;
 
 const ENV_PREFIX: &str = "SALDO_";
+
+/// The global settings, as envy names them (after the prefix, lower case).
+const GLOBAL_SETTINGS: [&str; 7] = [
+    "listen_address",
+    "min_interval",
+    "timeout",
+    "config_file",
+    "log_level",
+    "log_format",
+    "web_config_file",
+];
+
+/// The longest check timeout: far beyond any scrape timeout, and far from the overflow of
+/// `Instant` arithmetic that an absurd duration (`300000000000y`) would cause.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest min-interval, for the same reason; a month covers any sensible schedule.
+const MAX_MIN_INTERVAL: Duration = Duration::from_secs(31 * 24 * 3600);
+/// Account names are labels and page text: a sane length, no control characters.
+const MAX_NAME_CHARS: usize = 128;
 
 /// A configuration error: which setting, and what is wrong with it. Always one line, whatever
 /// a path, a YAML key or a quoted value holds.
@@ -37,13 +63,6 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug)]
 pub struct Config {
     pub listen_address: SocketAddr,
@@ -52,12 +71,19 @@ pub struct Config {
     /// A level (`info`) for this exporter's own logs, or a full `tracing` filter directive.
     pub log_level: String,
     pub log_format: LogFormat,
-    /// TLS, basic auth and headers for the HTTP endpoints; plain and open by default.
+    /// `SALDO_WEB_CONFIG_FILE`. Read by the caller, not here: `--web.config.file` overrides
+    /// it, and a broken web configuration must not block a reload of the accounts.
+    pub web_config_file: Option<PathBuf>,
+    /// TLS, basic auth and headers for the HTTP endpoints; plain and open by default. Filled by
+    /// the caller from [`Config::web_config_file`] or the command line.
     pub web: WebConfig,
     pub accounts: Vec<AccountConfig>,
     /// Things worth fixing that are no reason to refuse the configuration (secret files that
-    /// other users can read), logged once logging is set up.
+    /// other users can read, `SALDO_*` names that are no setting), logged once logging is set
+    /// up.
     pub warnings: Vec<String>,
+    /// The `SALDO_*` names that were ignored, to explain a configuration without accounts.
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -119,7 +145,11 @@ impl Origin<'_> {
                 format!("{ENV_PREFIX}{provider}_*").to_uppercase()
             }
             Origin::Env { provider } => {
-                let field = if field == "name" { "account" } else { field };
+                let field = match field {
+                    "name" => "account",
+                    "name_file" => "account_file",
+                    other => other,
+                };
                 format!("{ENV_PREFIX}{}_{}", provider, field).to_uppercase()
             }
             Origin::File { path, index } => {
@@ -157,6 +187,13 @@ impl Config {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        // An empty global setting is unset, as `${VAR:-}` in compose files leaves it.
+        let vars = vars.into_iter().filter(|(key, value)| {
+            let global = key
+                .strip_prefix(ENV_PREFIX)
+                .is_some_and(|name| GLOBAL_SETTINGS.contains(&name.to_lowercase().as_str()));
+            !(global && value.trim().is_empty())
+        });
         let env: Environment = envy::prefixed(ENV_PREFIX)
             .from_iter(vars)
             .map_err(|err| ConfigError::new("environment", err))?;
@@ -168,12 +205,13 @@ impl Config {
                 .map_err(|err| ConfigError::new(setting("LISTEN_ADDRESS"), err))?,
             None => SocketAddr::from(([0, 0, 0, 0], 9866)),
         };
-        let duration = |name: &str, text: Option<String>, default: u64| match text {
-            Some(text) => parse_duration(&text).map_err(|err| ConfigError::new(setting(name), err)),
+        let duration = |name: &str, text: Option<String>, default: u64, max| match text {
+            Some(text) => parse_duration_at_most(&text, max)
+                .map_err(|err| ConfigError::new(setting(name), err)),
             None => Ok(Duration::from_secs(default)),
         };
-        let min_interval = duration("MIN_INTERVAL", env.min_interval, 30)?;
-        let timeout = duration("TIMEOUT", env.timeout, 10)?;
+        let min_interval = duration("MIN_INTERVAL", env.min_interval, 30, MAX_MIN_INTERVAL)?;
+        let timeout = duration("TIMEOUT", env.timeout, 10, MAX_TIMEOUT)?;
         if timeout.is_zero() {
             return Err(ConfigError::new(setting("TIMEOUT"), "must be more than 0s"));
         }
@@ -181,22 +219,15 @@ impl Config {
         crate::telemetry::filter(&log_level)
             .map_err(|err| ConfigError::new(setting("LOG_LEVEL"), err))?;
         let log_format = match env.log_format.as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    setting("LOG_FORMAT"),
-                    format!("{other:?} is neither \"text\" nor \"json\""),
-                ));
-            }
+            None => LogFormat::Text,
+            Some(text) => text
+                .parse()
+                .map_err(|err| ConfigError::new(setting("LOG_FORMAT"), err))?,
         };
 
-        let web = match &env.web_config_file {
-            Some(path) => WebConfig::load(path, &setting("WEB_CONFIG_FILE"))?,
-            None => WebConfig::default(),
-        };
         let mut warnings = Vec::new();
-        let mut accounts = accounts_from_env(env.accounts, &mut warnings)?;
+        let mut ignored = Vec::new();
+        let mut accounts = accounts_from_env(env.accounts, &mut warnings, &mut ignored)?;
         if let Some(path) = &env.config_file {
             accounts.extend(accounts_from_file(path, &mut warnings)?);
         }
@@ -208,9 +239,11 @@ impl Config {
             timeout,
             log_level,
             log_format,
-            web,
+            web_config_file: env.web_config_file,
+            web: WebConfig::default(),
             accounts,
             warnings,
+            ignored,
         })
     }
 
@@ -221,43 +254,66 @@ impl Config {
                 .iter()
                 .map(|name| format!("{ENV_PREFIX}{}_*", name.to_uppercase()))
                 .collect();
-            return Err(ConfigError::new(
-                "accounts",
-                format!(
-                    "none configured: set {} or {ENV_PREFIX}CONFIG_FILE, or run with --demo",
-                    examples.join(", ")
-                ),
-            ));
+            let mut message = format!(
+                "none configured: set {} or {ENV_PREFIX}CONFIG_FILE, or run with --demo",
+                examples.join(", ")
+            );
+            if !self.ignored.is_empty() {
+                message.push_str(&format!(
+                    " (ignored, not settings: {})",
+                    self.ignored.join(", ")
+                ));
+            }
+            return Err(ConfigError::new("accounts", message));
         }
         Ok(())
     }
 }
 
-/// Groups `isikuota_api_id`-style keys by provider; each provider found is one account.
+/// Groups `isikuota_api_id`-style keys by provider; each provider found is one account. Keys
+/// that name no provider are warned about (or, when shaped like a Kubernetes service link,
+/// skipped without a word) and otherwise ignored.
 fn accounts_from_env(
     vars: BTreeMap<String, String>,
     warnings: &mut Vec<String>,
+    ignored: &mut Vec<String>,
 ) -> Result<Vec<AccountConfig>, ConfigError> {
     let mut by_provider: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (key, value) in vars {
-        let Some((provider, field)) = key.split_once('_') else {
-            return Err(ConfigError::new(
-                format!("{ENV_PREFIX}{}", key.to_uppercase()),
-                "unknown setting",
-            ));
+        let provider_field = key
+            .split_once('_')
+            .filter(|(provider, _)| providers::NAMES.contains(provider));
+        let Some((provider, field)) = provider_field else {
+            if !is_service_link(&key) {
+                let name = format!("{ENV_PREFIX}{}", key.to_uppercase());
+                warnings.push(match did_you_mean(&key) {
+                    Some(setting) => format!(
+                        "{name}: not a setting of saldo_exporter, ignored; did you mean {setting}?"
+                    ),
+                    None => format!("{name}: not a setting of saldo_exporter, ignored"),
+                });
+                ignored.push(name);
+            }
+            continue;
         };
         let fields = by_provider.entry(provider.to_owned()).or_default();
         // The env has one account per provider, labelled `SALDO_<PROVIDER>_ACCOUNT`.
-        let field = if field == "account" { "name" } else { field };
+        let field = match field {
+            "account" => "name",
+            "account_file" => "name_file",
+            other => other,
+        };
         fields.insert(field.to_owned(), Value::String(value));
     }
     by_provider
         .into_iter()
         .map(|(provider, mut fields)| {
             fields.insert("provider".into(), Value::String(provider.clone()));
-            fields
-                .entry("name")
-                .or_insert_with(|| Value::String(provider.clone()));
+            if !fields.contains_key("name_file") {
+                fields
+                    .entry("name")
+                    .or_insert_with(|| Value::String(provider.clone()));
+            }
             parse_account(
                 fields,
                 &Origin::Env {
@@ -289,11 +345,38 @@ fn accounts_from_file(
 }
 
 fn parse_account(
-    mut fields: Map<String, Value>,
+    fields: Map<String, Value>,
     origin: &Origin,
     warnings: &mut Vec<String>,
 ) -> Result<AccountConfig, ConfigError> {
-    read_secret_files(&mut fields, origin, warnings)?;
+    let mut from_files = Vec::new();
+    parse_account_fields(fields, origin, warnings, &mut from_files).map_err(|mut err| {
+        // A file given for the wrong setting (a secret file as `base_url_file`) must not be
+        // quoted by whatever parser refused its contents.
+        for value in from_files.iter().filter(|v| v.trim().len() >= 3) {
+            err.message = err
+                .message
+                .replace(value.as_str(), "(the file's contents)")
+                .replace(value.trim(), "(the file's contents)");
+        }
+        err
+    })
+}
+
+fn parse_account_fields(
+    mut fields: Map<String, Value>,
+    origin: &Origin,
+    warnings: &mut Vec<String>,
+    from_files: &mut Vec<String>,
+) -> Result<AccountConfig, ConfigError> {
+    read_secret_files(&mut fields, origin, warnings, from_files)?;
+    // As in Go's YAML: an unquoted `api_id: 1234` is the string "1234" where a string is
+    // expected. Thresholds read numbers from strings too.
+    for value in fields.values_mut() {
+        if let Value::Number(_) | Value::Bool(_) = value {
+            *value = Value::String(value.to_string());
+        }
+    }
     let mut take_string = |field: &str| match fields.remove(field) {
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),
         Some(_) => Err(ConfigError::new(
@@ -304,6 +387,7 @@ fn parse_account(
     };
     let provider_name = take_string("provider")?;
     let name = take_string("name")?;
+    check_name(&name).map_err(|message| ConfigError::new(origin.setting("name"), message))?;
 
     let common_fields: Map<String, Value> = COMMON_FIELDS
         .iter()
@@ -311,6 +395,17 @@ fn parse_account(
         .collect();
     let common: Common = serde_path_to_error::deserialize(Value::Object(common_fields))
         .map_err(|err| field_error(err, origin))?;
+    for (field, threshold) in [
+        ("warning_threshold", common.warning_threshold),
+        ("critical_threshold", common.critical_threshold),
+    ] {
+        if threshold.is_some_and(|t| t.is_sign_negative() && !t.is_zero()) {
+            return Err(ConfigError::new(
+                origin.setting(field),
+                "must not be negative",
+            ));
+        }
+    }
     if let (Some(warning), Some(critical)) = (common.warning_threshold, common.critical_threshold)
         && critical > warning
     {
@@ -318,6 +413,24 @@ fn parse_account(
             origin.setting("critical_threshold"),
             format!("{critical} is above the warning threshold {warning}"),
         ));
+    }
+
+    // Checked here for every provider alike: an empty credential would only fail at the
+    // supplier, as an `auth` error on every check.
+    for (field, value) in &fields {
+        match value {
+            Value::String(text) if text.trim().is_empty() => {
+                return Err(ConfigError::new(origin.setting(field), "must not be empty"));
+            }
+            Value::Null => {
+                return Err(ConfigError::new(origin.setting(field), "must not be empty"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(Value::String(base_url)) = fields.get("base_url") {
+        check_base_url(base_url)
+            .map_err(|message| ConfigError::new(origin.setting("base_url"), message))?;
     }
 
     let provider = match ProviderConfig::from_fields(&provider_name, fields) {
@@ -332,13 +445,82 @@ fn parse_account(
             ));
         }
     };
+    let min_interval = common
+        .min_interval
+        .map(|interval| {
+            at_most(interval, MAX_MIN_INTERVAL)
+                .map_err(|message| ConfigError::new(origin.setting("min_interval"), message))
+        })
+        .transpose()?;
     Ok(AccountConfig {
         name,
         provider,
-        min_interval: common.min_interval,
+        min_interval,
         warning_threshold: common.warning_threshold,
         critical_threshold: common.critical_threshold,
     })
+}
+
+/// An account name becomes a label value and landing page text.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("longer than {MAX_NAME_CHARS} characters"));
+    }
+    Ok(())
+}
+
+/// Only `http` and `https`: the value names where credentials are sent. The value itself is not
+/// quoted (it may come from a file).
+fn check_base_url(text: &str) -> Result<(), String> {
+    match url::Url::parse(text.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        Ok(url) => Err(format!(
+            "must be an http:// or https:// URL, not {}:",
+            url.scheme()
+        )),
+        Err(err) => Err(format!("not a URL ({err})")),
+    }
+}
+
+/// Kubernetes gives every pod `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_9866_TCP` and the like
+/// for each Service in its namespace; a Service named `saldo-exporter` yields `SALDO_EXPORTER_*`
+/// names. They are never settings, and not worth a warning each.
+fn is_service_link(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('_').collect();
+    let has = |word: &str| parts.contains(&word);
+    if has("service") && (key.ends_with("service_host") || key.contains("service_port")) {
+        return true;
+    }
+    if parts.last() == Some(&"port") {
+        return true;
+    }
+    // `<SERVICE>_PORT_<number>_<PROTOCOL>`, optionally followed by `_PROTO`, `_PORT`, `_ADDR`.
+    parts.windows(3).any(|w| {
+        w[0] == "port"
+            && !w[1].is_empty()
+            && w[1].bytes().all(|b| b.is_ascii_digit())
+            && matches!(w[2], "tcp" | "udp" | "sctp")
+    })
+}
+
+/// The setting a near miss probably meant: a global setting, or a provider's prefix.
+fn did_you_mean(key: &str) -> Option<String> {
+    let close = |a: &str, b: &str| {
+        let distance = strsim::levenshtein(a, b);
+        distance > 0 && distance <= 2 && distance * 3 <= b.len()
+    };
+    if let Some(global) = GLOBAL_SETTINGS.iter().find(|g| close(key, g)) {
+        return Some(format!("{ENV_PREFIX}{}", global.to_uppercase()));
+    }
+    let (prefix, rest) = key.split_once('_').unwrap_or((key, ""));
+    let provider = providers::NAMES
+        .iter()
+        .find(|name| close(prefix, name) || (prefix == **name && rest.is_empty()))?;
+    let rest = if rest.is_empty() { "*" } else { rest };
+    Some(format!("{ENV_PREFIX}{provider}_{rest}").to_uppercase())
 }
 
 /// Replaces every `<field>_file` by `<field>` holding the file's contents (the usual way to
@@ -347,6 +529,7 @@ fn read_secret_files(
     fields: &mut Map<String, Value>,
     origin: &Origin,
     warnings: &mut Vec<String>,
+    from_files: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     let file_keys: Vec<String> = fields
         .keys()
@@ -383,6 +566,7 @@ fn read_secret_files(
         }
         // Files written by `echo` or editors end in a newline that is no part of the secret.
         let secret = contents.trim_end_matches(['\r', '\n']).to_owned();
+        from_files.push(secret.clone());
         fields.insert(field, Value::String(secret));
     }
     Ok(())
@@ -455,6 +639,22 @@ fn reject_duplicate_names(accounts: &[AccountConfig]) -> Result<(), ConfigError>
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|err| format!("{text:?} is not a duration like 30s or 2m ({err})"))
+}
+
+/// [`parse_duration`], refusing more than `max`.
+fn parse_duration_at_most(text: &str, max: Duration) -> Result<Duration, String> {
+    at_most(parse_duration(text)?, max)
+}
+
+fn at_most(duration: Duration, max: Duration) -> Result<Duration, String> {
+    if duration > max {
+        return Err(format!(
+            "{} is longer than the most allowed, {}",
+            humantime::format_duration(duration),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(duration)
 }
 
 fn optional_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
@@ -552,11 +752,14 @@ mod tests {
                 &[("SALDO_CONFIG_FILE", "/nonexistent/saldo.yml")],
                 "SALDO_CONFIG_FILE: cannot read",
             ),
+            (&[("SALDO_TIMEOUT", "300000000000y")], "SALDO_TIMEOUT: "),
+            (&[("SALDO_TIMEOUT", "2h")], "SALDO_TIMEOUT: 2h is longer"),
             (
-                &[("SALDO_ISIKOUTA_API_ID", "x")],
-                "SALDO_ISIKOUTA_*: unknown provider \"isikouta\"",
+                &[("SALDO_MIN_INTERVAL", "300000000000y")],
+                "SALDO_MIN_INTERVAL: ",
             ),
-            (&[("SALDO_FOO", "x")], "SALDO_FOO: unknown setting"),
+            (&[("SALDO_MIN_INTERVAL", "400days")], "SALDO_MIN_INTERVAL: "),
+            (&[("SALDO_LOG_LEVEL", "verbose")], "SALDO_LOG_LEVEL: "),
             (
                 &ISIKUOTA[..2],
                 "SALDO_ISIKUOTA_SECRET_KEY: missing field `secret_key`",
@@ -607,6 +810,231 @@ mod tests {
             );
             assert!(!message.contains('\n'), "{message:?} is more than one line");
         }
+    }
+
+    fn with_isikuota(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = ISIKUOTA.to_vec();
+        pairs.extend_from_slice(extra);
+        pairs
+    }
+
+    #[test]
+    fn names_that_are_no_setting_are_warned_about_and_ignored() {
+        let config = Config::from_vars(vars(&with_isikuota(&[
+            // What `cargo run` and a shell may carry.
+            ("SALDO_REVISION", "abc123"),
+            ("SALDO_FOO", "x"),
+            // A near miss of a real setting.
+            ("SALDO_TIMEOT", "5s"),
+            ("SALDO_ISIKOUTA_API_ID", "x"),
+        ])))
+        .unwrap();
+        assert_eq!(config.accounts.len(), 1);
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        let warnings = config.warnings.join("\n");
+        for name in ["SALDO_REVISION", "SALDO_FOO", "SALDO_TIMEOT"] {
+            assert!(
+                warnings.contains(&format!("{name}: not a setting")),
+                "{warnings}"
+            );
+        }
+        assert!(
+            warnings.contains("did you mean SALDO_TIMEOUT?"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("SALDO_ISIKOUTA_API_ID: not a setting of saldo_exporter, ignored; did you mean SALDO_ISIKUOTA_API_ID?"),
+            "{warnings}"
+        );
+        assert!(
+            !warnings.contains("SALDO_REVISION: not a setting of saldo_exporter, ignored; did")
+        );
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_skipped_silently() {
+        let links = [
+            ("SALDO_EXPORTER_SERVICE_HOST", "10.0.0.7"),
+            ("SALDO_EXPORTER_SERVICE_PORT", "9866"),
+            ("SALDO_EXPORTER_SERVICE_PORT_METRICS", "9866"),
+            ("SALDO_EXPORTER_PORT", "tcp://10.0.0.7:9866"),
+            ("SALDO_EXPORTER_PORT_9866_TCP", "tcp://10.0.0.7:9866"),
+            ("SALDO_EXPORTER_PORT_9866_TCP_PROTO", "tcp"),
+            ("SALDO_EXPORTER_PORT_9866_TCP_PORT", "9866"),
+            ("SALDO_EXPORTER_PORT_9866_TCP_ADDR", "10.0.0.7"),
+            ("SALDO_PORT", "tcp://10.0.0.8:80"),
+            ("SALDO_SERVICE_HOST", "10.0.0.8"),
+        ];
+        let config = Config::from_vars(vars(&with_isikuota(&links))).unwrap();
+        assert_eq!(config.accounts.len(), 1);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // Not even a Service named after a provider stops it.
+        let config = Config::from_vars(vars(&[("SALDO_AYOPOP_SERVICE_HOST", "10.0.0.9")]));
+        assert!(config.is_err(), "a provider's variables are its settings");
+    }
+
+    #[test]
+    fn without_accounts_the_error_names_what_was_ignored() {
+        let config = Config::from_vars(vars(&[("SALDO_DIGIFLAZ_USERNAME", "u")])).unwrap();
+        let message = config.require_accounts().unwrap_err().to_string();
+        assert!(
+            message.starts_with("accounts: none configured")
+                && message.ends_with("(ignored, not settings: SALDO_DIGIFLAZ_USERNAME)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn empty_global_settings_are_unset() {
+        let config = Config::from_vars(vars(&[
+            ("SALDO_LOG_LEVEL", ""),
+            ("SALDO_TIMEOUT", " "),
+            ("SALDO_CONFIG_FILE", ""),
+        ]))
+        .unwrap();
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn account_values_that_cannot_work_are_refused_by_name() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("SALDO_ISIKUOTA_API_KEY", "  ")],
+                "SALDO_ISIKUOTA_API_KEY: ",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_WARNING_THRESHOLD", "-5")],
+                "SALDO_ISIKUOTA_WARNING_THRESHOLD: must not be negative",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_CRITICAL_THRESHOLD", "-0.5")],
+                "SALDO_ISIKUOTA_CRITICAL_THRESHOLD: must not be negative",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_BASE_URL", "ftp://example.com/")],
+                "SALDO_ISIKUOTA_BASE_URL: must be an http:// or https:// URL, not ftp:",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_BASE_URL", "file:///etc/passwd")],
+                "SALDO_ISIKUOTA_BASE_URL: must be an http:// or https:// URL",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_ACCOUNT", "toko\u{1b}[31m")],
+                "SALDO_ISIKUOTA_ACCOUNT: must not contain control characters",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_ACCOUNT", " ")],
+                "SALDO_ISIKUOTA_ACCOUNT: must be a non-empty string",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_MIN_INTERVAL", "300000000000y")],
+                "SALDO_ISIKUOTA_MIN_INTERVAL: ",
+            ),
+            (
+                &[("SALDO_ISIKUOTA_MIN_INTERVAL", "90days")],
+                "SALDO_ISIKUOTA_MIN_INTERVAL: ",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let mut pairs: Vec<_> = ISIKUOTA
+                .iter()
+                .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+                .copied()
+                .collect();
+            pairs.extend_from_slice(extra);
+            let message = error(&pairs);
+            assert!(
+                message.starts_with(expected),
+                "{message:?} should start with {expected:?}"
+            );
+            assert!(!message.contains('\n'));
+        }
+        let long = "a".repeat(129);
+        let mut pairs = ISIKUOTA.to_vec();
+        pairs.push(("SALDO_ISIKUOTA_ACCOUNT", &long));
+        assert!(error(&pairs).starts_with("SALDO_ISIKUOTA_ACCOUNT: longer than 128"));
+    }
+
+    #[test]
+    fn a_secret_file_given_for_the_wrong_setting_is_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "sk-live-7d1e0c9f\n").unwrap();
+        let path = secret.to_str().unwrap();
+        for setting in [
+            "SALDO_ISIKUOTA_BASE_URL_FILE",
+            "SALDO_ISIKUOTA_WARNING_THRESHOLD_FILE",
+            "SALDO_ISIKUOTA_MIN_INTERVAL_FILE",
+            "SALDO_ISIKUOTA_ACCOUNT_FILE",
+        ] {
+            let mut pairs = ISIKUOTA.to_vec();
+            pairs.push((setting, path));
+            let message = match Config::from_vars(vars(&pairs)) {
+                Ok(_) if setting == "SALDO_ISIKUOTA_ACCOUNT_FILE" => continue,
+                Ok(_) => panic!("{setting}: accepted"),
+                Err(err) => err.to_string(),
+            };
+            assert!(
+                message.starts_with(&setting[..setting.len() - 5]),
+                "{message}"
+            );
+            assert!(
+                !message.contains("sk-live"),
+                "{setting} quoted the secret: {message}"
+            );
+        }
+
+        let yaml = dir.path().join("accounts.yml");
+        std::fs::write(
+            &yaml,
+            "accounts:\n  - {name: a, provider: isikuota, api_id: i, api_key: k, secret_key: s, base_url_file: secret}\n",
+        )
+        .unwrap();
+        let message = error(&[("SALDO_CONFIG_FILE", yaml.to_str().unwrap())]);
+        assert!(message.contains("accounts[0].base_url"), "{message}");
+        assert!(!message.contains("sk-live"), "{message}");
+
+        // The accounts file itself pointed at a secret.
+        let message = error(&[("SALDO_CONFIG_FILE", path)]);
+        assert!(message.starts_with("SALDO_CONFIG_FILE: "), "{message}");
+        assert!(!message.contains("sk-live"), "{message}");
+    }
+
+    #[test]
+    fn the_account_label_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let label = dir.path().join("label");
+        std::fs::write(&label, "toko-pusat\n").unwrap();
+        let mut pairs = ISIKUOTA.to_vec();
+        pairs.push(("SALDO_ISIKUOTA_ACCOUNT_FILE", label.to_str().unwrap()));
+        let config = Config::from_vars(vars(&pairs)).unwrap();
+        assert_eq!(config.accounts[0].name, "toko-pusat");
+        pairs.push(("SALDO_ISIKUOTA_ACCOUNT", "x"));
+        assert!(
+            error(&pairs)
+                .starts_with("SALDO_ISIKUOTA_ACCOUNT_FILE: set either SALDO_ISIKUOTA_ACCOUNT")
+        );
+    }
+
+    #[test]
+    fn unquoted_yaml_numbers_are_read_as_strings_where_strings_are_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("accounts.yml");
+        std::fs::write(
+            &yaml,
+            "accounts:\n  - {name: 1234, provider: isikuota, api_id: 1234, api_key: 5678, secret_key: true, warning_threshold: 1000}\n",
+        )
+        .unwrap();
+        let config =
+            Config::from_vars(vars(&[("SALDO_CONFIG_FILE", yaml.to_str().unwrap())])).unwrap();
+        let account = &config.accounts[0];
+        assert_eq!(account.name, "1234");
+        assert_eq!(account.warning_threshold, Some(Decimal::from(1000)));
+        let ProviderConfig::Isikuota(isikuota) = &account.provider else {
+            panic!("not isikuota");
+        };
+        assert_eq!(isikuota.api_id, "1234");
     }
 
     #[test]

@@ -45,7 +45,7 @@ use crate::server::App;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git revision built from, or `unknown`.
-pub const REVISION: &str = env!("SALDO_REVISION");
+pub const REVISION: &str = env!("BUILD_REVISION");
 
 /// The one HTTP client for every upstream: connection reuse, no redirects (credentials must not
 /// follow a redirect to another host), and only the connect phase limited here, since the
@@ -211,11 +211,14 @@ pub fn reload(app: &App, client: &reqwest::Client, demo_env: &[(String, String)]
             app.collector.replace(targets(config, client));
             tracing::info!(accounts, "configuration reloaded");
         }
-        Err(err) => tracing::error!(
-            error = %err,
-            accounts = app.collector.len(),
-            "configuration not reloaded; the running one is kept"
-        ),
+        Err(err) => {
+            app.collector.reload_failed();
+            tracing::error!(
+                error = %err,
+                accounts = app.collector.len(),
+                "configuration not reloaded; the running one is kept"
+            )
+        }
     }
 }
 

@@ -1,16 +1,17 @@
 //! The `saldo_exporter` command: flags and exit codes only; the work is in the library.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use saldo_exporter::config::Config;
+use saldo_exporter::config::{Config, ConfigError};
 use saldo_exporter::web::WebConfig;
 use saldo_exporter::{server, telemetry};
 
 /// Prometheus exporter for the deposit balances (saldo) held with Indonesian PPOB and payment
 /// suppliers. Configured by SALDO_* environment variables; see the README.
 #[derive(Parser)]
-#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("SALDO_REVISION"), ")"))]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("BUILD_REVISION"), ")"))]
 struct Cli {
     /// Validate the configuration, print a summary and exit (0 when valid, 2 when not).
     #[arg(long)]
@@ -40,9 +41,7 @@ fn main() -> ExitCode {
         return healthcheck(cli.web_config_file.as_deref());
     }
     let config = match Config::from_env().and_then(|mut config| {
-        if let Some(path) = &cli.web_config_file {
-            config.web = WebConfig::load(path, "--web.config.file")?;
-        }
+        config.web = load_web_config(cli.web_config_file.as_deref(), &config)?;
         if !cli.demo {
             config.require_accounts()?;
         }
@@ -55,6 +54,9 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
+        for warning in &config.warnings {
+            eprintln!("saldo_exporter: warning: {warning}");
+        }
         println!(
             "configuration is valid: {} account(s)",
             config.accounts.len()
@@ -92,9 +94,7 @@ fn main() -> ExitCode {
 fn healthcheck(web_config_file: Option<&std::path::Path>) -> ExitCode {
     // Only the listen address and TLS matter here; the accounts were checked at start.
     let config = Config::from_env().and_then(|mut config| {
-        if let Some(path) = web_config_file {
-            config.web = WebConfig::load(path, "--web.config.file")?;
-        }
+        config.web = load_web_config(web_config_file, &config)?;
         Ok(config)
     });
     let (listen, https) = match config {
@@ -115,5 +115,15 @@ fn healthcheck(web_config_file: Option<&std::path::Path>) -> ExitCode {
             eprintln!("saldo_exporter: unhealthy: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The web configuration: `--web.config.file` if given, else `SALDO_WEB_CONFIG_FILE`; only one
+/// of them is read.
+fn load_web_config(flag: Option<&Path>, config: &Config) -> Result<WebConfig, ConfigError> {
+    match (flag, &config.web_config_file) {
+        (Some(path), _) => WebConfig::load(path, "--web.config.file"),
+        (None, Some(path)) => WebConfig::load(path, "SALDO_WEB_CONFIG_FILE"),
+        (None, None) => Ok(WebConfig::default()),
     }
 }

@@ -28,7 +28,10 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
             &[("SALDO_CONFIG_FILE", "/nonexistent/saldo.yml")],
             "SALDO_CONFIG_FILE",
         ),
-        (&[("SALDO_DIGIFLAZ_USERNAME", "u")], "SALDO_DIGIFLAZ_*"),
+        (
+            &[("SALDO_DIGIFLAZ_USERNAME", "u")],
+            "SALDO_DIGIFLAZ_USERNAME",
+        ),
     ];
     for (env, setting) in cases {
         let mut env = env.to_vec();
@@ -82,4 +85,27 @@ fn the_healthcheck_fails_when_nothing_listens() {
     let output = run(&[("SALDO_LISTEN_ADDRESS", "127.0.0.1:1")], &["healthcheck"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unhealthy"));
+}
+
+#[test]
+fn the_web_config_flag_overrides_the_variable_instead_of_adding_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("web.yml");
+    std::fs::write(&good, "").unwrap();
+    let broken = [("SALDO_WEB_CONFIG_FILE", "/nonexistent/web.yml")];
+    let mut env = ISIKUOTA.to_vec();
+    env.extend(broken);
+
+    let output = run(&env, &["--check-config"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SALDO_WEB_CONFIG_FILE"));
+
+    let flag = format!("--web.config.file={}", good.display());
+    let output = run(&env, &["--check-config", &flag]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -37,7 +37,28 @@ impl Exporter {
             .env("SALDO_LISTEN_ADDRESS", "127.0.0.1:0")
             .env("SALDO_LOG_FORMAT", "json")
             .env("SALDO_LOG_LEVEL", "debug")
-            .envs(env.iter().cloned())
+            .envs(env.iter().cloned());
+        Self::spawn(command).await
+    }
+
+    /// Starts the binary the way a user does: in this process's whole environment (a shell's
+    /// or CI's variables, and those `cargo test` adds as `cargo run` would), plus `env`, with
+    /// the default log level and text logs unless `env` says otherwise.
+    pub async fn start_like_a_user(env: &[(String, String)], args: &[&str]) -> Exporter {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_saldo_exporter"));
+        command.args(args);
+        // Our own test settings must not leak in from the developer's shell.
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("SALDO_")) {
+            command.env_remove(key);
+        }
+        command
+            .env("SALDO_LISTEN_ADDRESS", "127.0.0.1:0")
+            .envs(env.iter().cloned());
+        Self::spawn(command).await
+    }
+
+    async fn spawn(mut command: Command) -> Exporter {
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -58,11 +79,7 @@ impl Exporter {
         }
         let address = poll(|| {
             let output = output.lock().unwrap();
-            output.lines().find_map(|line| {
-                let event: Value = serde_json::from_str(line).ok()?;
-                (event["message"] == "listening")
-                    .then(|| event["address"].as_str()?.parse().ok())?
-            })
+            output.lines().find_map(listening_address)
         })
         .await
         .unwrap_or_else(|| panic!("the exporter did not start:\n{}", output.lock().unwrap()));
@@ -97,6 +114,21 @@ impl Exporter {
     pub async fn exit_status(&mut self) -> Option<ExitStatus> {
         poll(|| self.child.try_wait().unwrap()).await
     }
+}
+
+/// The address in the "listening" log line, in JSON or text format.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    if let Ok(event) = serde_json::from_str::<Value>(line) {
+        return (event["message"] == "listening")
+            .then(|| event["address"].as_str()?.parse().ok())?;
+    }
+    // `2026-12-03T07:40:00.123456Z  INFO saldo_exporter: listening address=127.0.0.1:9866 ...`
+    let (_, fields) = line.split_once(" listening ")?;
+    fields
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))?
+        .parse()
+        .ok()
 }
 
 impl Drop for Exporter {
