@@ -251,13 +251,18 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
 /// How long a scrape may wait for checks: Prometheus' timeout less a margin, or the check
 /// timeout when Prometheus sends none. Where Prometheus allows it, the wait goes a moment past
 /// the check timeout, so that a check timing out is reported by this scrape, not the next.
+///
+/// The header is client input: any text, `inf`, `NaN` or `1e20` must give a sane budget, never
+/// a panic (`Duration::from_secs_f64` panics on values it cannot hold).
 pub fn scrape_budget(headers: &HeaderMap, timeout: Duration) -> Duration {
+    let longest = timeout + TIMEOUT_REPORT_MARGIN;
     headers
         .get(SCRAPE_TIMEOUT_HEADER)
         .and_then(|value| value.to_str().ok()?.trim().parse::<f64>().ok())
         .map(|seconds| seconds - SCRAPE_TIMEOUT_MARGIN)
-        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-        .map(|seconds| Duration::from_secs_f64(seconds).min(timeout + TIMEOUT_REPORT_MARGIN))
+        // NaN fails the comparison; infinity is bounded by `min` below.
+        .filter(|seconds| *seconds > 0.0)
+        .map(|seconds| Duration::from_secs_f64(seconds.min(longest.as_secs_f64())))
         .unwrap_or(timeout)
 }
 
@@ -368,8 +373,26 @@ mod tests {
 
     #[test]
     fn a_useless_scrape_timeout_header_falls_back_to_the_check_timeout() {
-        for value in ["0.3", "-1", "NaN", "soon"] {
+        for value in ["0.3", "-1", "-5", "NaN", "-inf", "soon", ""] {
             assert_eq!(budget(Some(value)), Duration::from_secs(10), "{value}");
+        }
+    }
+
+    #[test]
+    fn a_huge_scrape_timeout_header_is_bounded_rather_than_a_panic() {
+        for value in [
+            "1e20",
+            "inf",
+            "+Infinity",
+            "1e308",
+            "18446744073709551616",
+            "99999999999999999999999999999999999999",
+        ] {
+            assert_eq!(
+                budget(Some(value)),
+                Duration::from_millis(10_250),
+                "{value}"
+            );
         }
     }
 
