@@ -144,6 +144,14 @@ impl Collector {
                 .remove_account(gone.target.provider, &gone.target.account, currency);
         }
         *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
+        self.metrics.record_reload(true);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Records a configuration reload that was refused; a successful one is recorded by
+    /// [`Collector::replace`].
+    pub fn reload_failed(&self) {
+        self.metrics.record_reload(false);
         self.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -296,7 +304,11 @@ impl Account {
                 currency = %balance.currency,
                 "balance check succeeded"
             ),
+            // The span names the account only at debug level; an operator at `info` must still
+            // see which account failed.
             Err(err) => tracing::warn!(
+                provider = target.provider,
+                account = %target.account,
                 duration_seconds = duration.as_secs_f64(),
                 reason = err.reason().as_str(),
                 error = %err,

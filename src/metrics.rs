@@ -119,6 +119,11 @@ metrics! {
         pub upstream_request_duration_seconds: HistogramVec["provider", "account"],
         /// Version and git revision of the running exporter; always 1.
         pub build_info: IntGaugeVec["version", "revision"],
+        /// Whether the latest configuration load succeeded: 1 at start and after a good
+        /// reload (SIGHUP), 0 after a reload that was refused (the running configuration is kept).
+        pub config_last_reload_successful: IntGaugeVec[],
+        /// Unix time of the latest successful configuration load, at start or by reload.
+        pub config_last_reload_success_timestamp_seconds: GaugeVec[],
     }
 }
 
@@ -145,7 +150,24 @@ impl Metrics {
             .build_info
             .with_label_values(&[crate::VERSION, crate::REVISION])
             .set(1);
+        // The configuration was loaded before the exporter could start.
+        metrics.record_reload(true);
         metrics
+    }
+
+    /// Records the outcome of a configuration load.
+    pub fn record_reload(&self, success: bool) {
+        self.config_last_reload_successful
+            .with_label_values::<&str>(&[])
+            .set(i64::from(success));
+        if success {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            self.config_last_reload_success_timestamp_seconds
+                .with_label_values::<&str>(&[])
+                .set(now.as_secs_f64());
+        }
     }
 
     /// Creates an account's series up front, so `rate()` and alerts see zeros rather than

@@ -37,6 +37,8 @@ const EXPORTER_METRICS: &[&str] = &[
     "saldo_upstream_request_duration_seconds_sum",
     "saldo_upstream_request_duration_seconds_count",
     "saldo_build_info",
+    "saldo_config_last_reload_successful",
+    "saldo_config_last_reload_success_timestamp_seconds",
 ];
 
 /// Runs the tool from the repository root and returns its combined output, failing the test

@@ -71,12 +71,35 @@ async fn sighup_reloads_the_accounts_file_and_keeps_the_old_one_when_the_new_is_
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("saldo.yml");
     std::fs::write(&file, accounts_file(&[(&pusat, "pusat")])).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+    )
+    .unwrap();
     let exporter = Exporter::start(&[
         setting("CONFIG_FILE", file.to_str().unwrap()),
+        setting("WEB_CONFIG_FILE", web.to_str().unwrap()),
         setting("MIN_INTERVAL", "1h"),
     ])
     .await;
-    assert_eq!(accounts(&exporter.scrape().await), ["pusat"]);
+    let text = exporter.scrape().await;
+    assert_eq!(accounts(&text), ["pusat"]);
+    assert_eq!(
+        sample(&text, "saldo_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    let started = sample(
+        &text,
+        "saldo_config_last_reload_success_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    assert!(started > 1.7e9);
+
+    // The web configuration is read at start only, so breaking it must not block a reload of
+    // the accounts.
+    std::fs::write(&web, "tls_server_config: [\n").unwrap();
 
     // A second account appears; the first keeps its cached balance (no new call within 1h).
     std::fs::write(
@@ -95,6 +118,17 @@ async fn sighup_reloads_the_accounts_file_and_keeps_the_old_one_when_the_new_is_
         Some(2_000_000.0)
     );
     assert_eq!(pusat.requests(), 1);
+    assert_eq!(
+        sample(&text, "saldo_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    let reloaded = sample(
+        &text,
+        "saldo_config_last_reload_success_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    assert!(reloaded >= started);
 
     // A broken file and a file without accounts are refused; both accounts stay.
     for bad in ["accounts: [\n", "accounts: []\n"] {
@@ -106,6 +140,19 @@ async fn sighup_reloads_the_accounts_file_and_keeps_the_old_one_when_the_new_is_
             .unwrap_or_else(|| panic!("{bad:?} was not reported"));
         let text = exporter.scrape().await;
         assert_eq!(accounts(&text), ["cabang", "pusat"], "after {bad:?}");
+        assert_eq!(
+            sample(&text, "saldo_config_last_reload_successful", &[]),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "saldo_config_last_reload_success_timestamp_seconds",
+                &[]
+            ),
+            Some(reloaded),
+            "a refused reload is no success"
+        );
         assert_eq!(
             sample(&text, "saldo_balance", &[("account", "pusat")]),
             Some(1_000_000.0)
@@ -120,6 +167,10 @@ async fn sighup_reloads_the_accounts_file_and_keeps_the_old_one_when_the_new_is_
         .expect("second reload not logged");
     let text = exporter.scrape().await;
     assert_eq!(accounts(&text), ["cabang"]);
+    assert_eq!(
+        sample(&text, "saldo_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
     assert!(!text.contains("account=\"pusat\""));
 }
 
