@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -593,6 +593,7 @@ fn the_deployment_runs_one_hardened_replica_with_probes_and_resources() {
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["enableServiceLinks"], false);
 
     let container = exporter_container(&deployment);
     let security = &container["securityContext"];
@@ -752,39 +753,56 @@ fn the_binary_accepts_the_configuration_of_the_kubernetes_deployment() {
     );
 }
 
-#[test]
-fn the_binary_accepts_the_configuration_of_the_systemd_unit_and_its_env_file() {
+/// The environment the unit gives the exporter: its env file (with `uncomment`ed lines that
+/// start with one of those prefixes), the secret files placed where `LoadCredential=` of the
+/// credentials directory puts them (`/run/credentials/<unit>/saldo_<file>`), here in `dir`.
+fn systemd_environment(dir: &Path, uncomment: &[&str]) -> Vec<(String, String)> {
     let directives = unit_directives(&read(UNIT));
-    let credentials = tempfile::tempdir().unwrap();
-    let loaded: BTreeMap<&str, &str> = service_values(&directives, "LoadCredential")
-        .into_iter()
-        .map(|credential| {
-            credential
-                .split_once(':')
-                .expect("LoadCredential=NAME:PATH")
+    let loaded = service_values(&directives, "LoadCredential");
+    assert_eq!(
+        loaded,
+        ["saldo:/etc/saldo_exporter/credentials"],
+        "one credential directory, so any set of suppliers works"
+    );
+    const CREDENTIALS: &str = "/run/credentials/saldo_exporter.service/saldo_";
+    let text: String = read(UNIT_ENV)
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if uncomment.iter().any(|p| rest.starts_with(p)) => rest,
+            _ => line,
         })
+        .map(|line| format!("{line}\n"))
         .collect();
-    for name in loaded.keys() {
-        fs::write(credentials.path().join(name), "placeholder-secret\n").unwrap();
-    }
+    env_file(&text)
+        .into_iter()
+        .map(|(name, value)| {
+            if !name.ends_with("_FILE") {
+                return (name, value);
+            }
+            let file = value
+                .strip_prefix(CREDENTIALS)
+                .unwrap_or_else(|| panic!("{name} should name a credential: {CREDENTIALS}<file>"));
+            let path = dir.join(format!("saldo_{file}"));
+            fs::write(&path, "placeholder-secret\n").unwrap();
+            (name, path.to_string_lossy().into_owned())
+        })
+        .collect()
+}
 
-    let mut env = env_file(&read(UNIT_ENV));
-    for assignment in service_values(&directives, "Environment") {
-        let (name, value) = assignment
-            .split_once('=')
-            .expect("one NAME=value per Environment= line");
-        if name.ends_with("_FILE") {
-            let credential = value
-                .strip_prefix("%d/")
-                .unwrap_or_else(|| panic!("{name} should name a credential: %d/<name>"));
-            assert!(
-                loaded.contains_key(credential),
-                "{name}: no LoadCredential={credential}:..."
-            );
-        }
-        let value = value.replace("%d", credentials.path().to_str().unwrap());
-        env.push((name.to_owned(), value));
-    }
+#[test]
+fn the_binary_accepts_the_systemd_configuration_with_one_supplier_or_two() {
+    let credentials = tempfile::tempdir().unwrap();
+    let env = systemd_environment(credentials.path(), &[]);
+    let output = check_config(&env);
+    let text = combined(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("1 account(s)") && text.contains("toko-pusat"),
+        "{text}"
+    );
+
+    let credentials = tempfile::tempdir().unwrap();
+    let env = systemd_environment(credentials.path(), &["SALDO_AYOPOP_"]);
     let output = check_config(&env);
     let text = combined(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
@@ -801,6 +819,7 @@ fn the_systemd_unit_is_sandboxed_and_restarts_on_failure() {
         ("ExecStart", BINARY_PATH),
         ("EnvironmentFile", "-/etc/default/saldo_exporter"),
         ("Restart", "on-failure"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("DynamicUser", "yes"),
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),
