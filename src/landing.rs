@@ -15,7 +15,7 @@ use crate::error::Reason;
 
 /// What the page says about an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
+enum Health {
     NotChecked,
     /// The latest check failed; a last good balance, if any, is older.
     Down(Reason),
@@ -27,7 +27,7 @@ pub enum Health {
 }
 
 impl Health {
-    /// The state as a word, which is also its CSS class (bar "not checked yet").
+    /// The state in words, as the page shows it.
     fn word(self) -> &'static str {
         match self {
             Health::NotChecked => "not checked yet",
@@ -46,9 +46,10 @@ impl Health {
     }
 }
 
-/// Down when the latest check failed, else the last balance against the thresholds: a balance
-/// equal to a threshold has reached it, as in the shipped `saldo_balance <= threshold` alerts.
-pub fn health(status: &AccountStatus) -> Health {
+/// Down when the latest check failed, else the last balance against the thresholds. A balance
+/// equal to a threshold has reached it; the shipped alerts fire only below one, so the page
+/// speaks up at most one rupiah earlier, which errs towards a timely top-up.
+fn health(status: &AccountStatus) -> Health {
     if let Some(reason) = status.last_error {
         return Health::Down(reason);
     }
@@ -67,7 +68,7 @@ pub fn health(status: &AccountStatus) -> Health {
 
 /// Why a check failed, in words a reseller understands, ending with the `reason` label that
 /// alerts and dashboards show, so the two can be matched up.
-pub fn describe(reason: Reason, timeout: Duration) -> String {
+fn describe(reason: Reason, timeout: Duration) -> String {
     let words = match reason {
         Reason::Timeout => format!("no answer within {}", humantime::format_duration(timeout)),
         Reason::Connect => "the supplier could not be reached".to_owned(),
@@ -86,7 +87,7 @@ pub fn describe(reason: Reason, timeout: Duration) -> String {
 /// two, since rounding would misstate a deposit. Another currency is written with its ISO code
 /// in place of `Rp` (`USD 1.234,50`) in the same number format: codes need no symbol table and
 /// are never ambiguous, and one number format keeps a column of amounts readable.
-pub fn money(amount: Decimal, currency: &str) -> String {
+fn money(amount: Decimal, currency: &str) -> String {
     let code = if currency.eq_ignore_ascii_case("IDR") {
         "Rp"
     } else {
@@ -119,7 +120,7 @@ pub fn money(amount: Decimal, currency: &str) -> String {
 }
 
 /// How long ago, coarsely: `45 s ago`, `3 min ago`, `2 h ago`, `3 days ago`.
-pub fn age(elapsed: Duration) -> String {
+fn age(elapsed: Duration) -> String {
     let seconds = elapsed.as_secs();
     match seconds {
         0..60 => format!("{seconds} s ago"),
@@ -162,10 +163,14 @@ pub fn page(statuses: &[AccountStatus], now: SystemTime) -> String {
             ),
             (Some((balance, _)), _) => escape(&money(balance.amount, &balance.currency)),
         };
-        let state = match health {
-            Health::Down(reason) => format!("down: {}", describe(reason, status.timeout)),
-            other => other.word().to_owned(),
-        };
+        let mut state = format!(
+            "<span class=\"state {}\">{}</span>",
+            health.class(),
+            health.word()
+        );
+        if let Health::Down(reason) = health {
+            let _ = write!(state, ": {}", escape(&describe(reason, status.timeout)));
+        }
         let threshold = |value: Option<Decimal>| {
             value.map_or_else(|| "—".to_owned(), |v| escape(&money(v, currency)))
         };
@@ -177,23 +182,22 @@ pub fn page(statuses: &[AccountStatus], now: SystemTime) -> String {
             ),
             None => "never".to_owned(),
         };
+        // The supplier and the holder it knows the account by, under the account's name.
+        let mut who = escape(status.provider);
+        if let Some(holder) = status
+            .last_good
+            .as_ref()
+            .and_then(|(b, _)| b.holder.as_deref())
+        {
+            let _ = write!(who, " · {}", escape(holder));
+        }
         let _ = writeln!(
             rows,
-            "<tr><td>{provider}</td><td>{account}</td><td>{holder}</td>\
-             <td class=\"num\">{balance}</td><td><span class=\"state {class}\">{state}</span></td>\
+            "<tr><td><b>{account}</b><br><small>{who}</small></td>\
+             <td class=\"num\">{balance}</td><td class=\"why\">{state}</td>\
              <td class=\"num\">{warning}</td><td class=\"num\">{critical}</td>\
              <td>{last_success}</td><td>{interval}</td></tr>",
-            provider = escape(status.provider),
             account = escape(&status.account),
-            holder = escape(
-                status
-                    .last_good
-                    .as_ref()
-                    .and_then(|(b, _)| b.holder.as_deref())
-                    .unwrap_or("")
-            ),
-            class = health.class(),
-            state = escape(&state),
             warning = threshold(status.warning_threshold),
             critical = threshold(status.critical_threshold),
             interval = humantime::format_duration(status.min_interval),
@@ -219,11 +223,15 @@ pub fn page(statuses: &[AccountStatus], now: SystemTime) -> String {
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
 table{{border-collapse:collapse}}
 th,td{{padding:.4em .8em;text-align:left;vertical-align:top;border-bottom:1px solid #ddd}}
-.num{{text-align:right;white-space:nowrap}}
+th,b,.num{{white-space:nowrap}}
+.scroll{{overflow-x:auto}}
+.num{{text-align:right}}
+.why{{min-width:12em}}
 small{{color:#666}}
 .note{{display:inline-block;background:#fff6d5;border:1px solid #e0c060;padding:.6em 1em}}
-.state{{font-weight:bold}}
-.ok{{color:#1a7f37}}.low{{color:#9a6700}}.critical,.down{{color:#c62828}}.unchecked{{color:#666}}
+.state{{font-weight:bold;padding:.1em .6em;border-radius:1em;white-space:nowrap}}
+.ok{{background:#dafbe1;color:#116329}}.low{{background:#fff1c2;color:#7a4d00}}
+.critical,.down{{background:#ffe0de;color:#a40e26}}.unchecked{{background:#eee;color:#555}}
 </style>
 </head>
 <body>
@@ -231,9 +239,9 @@ small{{color:#666}}
 <p>Deposit balances of PPOB and payment supplier accounts, for Prometheus.
 Version {version} (revision {revision}).</p>
 {note}
-<table>
-<tr><th>Provider</th><th>Account</th><th>Holder</th><th class="num">Balance</th><th>State</th><th class="num">Warning at</th><th class="num">Critical at</th><th>Last success</th><th>Min-interval</th></tr>
-{rows}</table>
+<div class="scroll"><table>
+<tr><th>Account</th><th class="num">Balance</th><th>State</th><th class="num">Warning at</th><th class="num">Critical at</th><th>Last success</th><th>Min-interval</th></tr>
+{rows}</table></div>
 <p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <p><small>Page generated {generated}.</small></p>
 <script>
@@ -252,7 +260,7 @@ for (const t of document.querySelectorAll("time[datetime]")) {{
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -448,7 +456,7 @@ mod tests {
             "<span class=\"state low\">low</span>",
             "<td class=\"num\">Rp 30.000</td><td class=\"num\">Rp 10.000</td>",
             "<td>2m</td>",
-            "Toko Makmur",
+            "<b>toko-pusat</b><br><small>isikuota · Toko Makmur</small>",
         ] {
             assert!(page.contains(expected), "{expected} missing from\n{page}");
         }
@@ -462,7 +470,7 @@ mod tests {
         status.last_error = Some(Reason::Timeout);
         let page = page(&[status], now());
         for expected in [
-            "<span class=\"state down\">down: no answer within 10s (timeout)</span>",
+            "<span class=\"state down\">down</span>: no answer within 10s (timeout)",
             "Rp 25.490<br><small>at the last success</small>",
             "<small>2 h ago</small>",
         ] {
@@ -487,15 +495,15 @@ mod tests {
         status.account = "<script>alert('x')</script>".into();
         if let Some((balance, _)) = &mut status.last_good {
             balance.holder = Some("<img src=x onerror=alert(1)>".into());
-            balance.currency = "<b>".into();
+            balance.currency = "<i>".into();
         }
         let page = page(&[status], now());
         assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
         assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
-        assert!(page.contains("&lt;b&gt; 1"));
+        assert!(page.contains("&lt;i&gt; 1"));
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
-        assert!(!page.contains("<b>"));
+        assert!(!page.contains("<i>"));
     }
 
     #[test]

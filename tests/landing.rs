@@ -22,7 +22,7 @@ async fn landing_page(url: String) -> String {
 
 /// The table row of one account (the page writes each row on one line).
 fn row<'a>(page: &'a str, account: &str) -> &'a str {
-    let cell = format!("<td>{account}</td>");
+    let cell = format!("<td><b>{account}</b>");
     page.lines()
         .find(|line| line.starts_with("<tr>") && line.contains(&cell))
         .unwrap_or_else(|| panic!("no row for {account} in\n{page}"))
@@ -116,14 +116,14 @@ async fn a_failing_supplier_shows_down_with_the_reason_in_words_and_the_last_goo
     assert_contains(
         row(&page, "toko-pusat"),
         &[
-            "down: the supplier refused the credentials (auth)",
+            "<span class=\"state down\">down</span>: the supplier refused the credentials (auth)",
             "Rp 25.490<br><small>at the last success</small>",
         ],
     );
     assert_contains(
         row(&page, "ppob-utama"),
         &[
-            "down: the supplier answered with an HTTP error (http_status)",
+            "<span class=\"state down\">down</span>: the supplier answered with an HTTP error (http_status)",
             "Rp 5.523.560<br><small>at the last success</small>",
         ],
     );
