@@ -40,15 +40,22 @@ pub struct Target {
     pub check: Check,
 }
 
-/// What the landing page shows of an account.
+/// What the landing page shows of an account: its settings and the outcome of its checks.
 #[derive(Debug, Clone)]
 pub struct AccountStatus {
     pub provider: &'static str,
     pub account: String,
+    pub min_interval: Duration,
+    /// The limit of one check, which a timeout's description names.
+    pub timeout: Duration,
+    pub warning_threshold: Option<Decimal>,
+    pub critical_threshold: Option<Decimal>,
+    /// Whether the latest check succeeded; false before the first one finishes.
     pub up: bool,
+    /// Why the latest check failed, if it did.
     pub last_error: Option<Reason>,
-    pub last_success: Option<SystemTime>,
-    pub holder: Option<String>,
+    /// The balance of the latest successful check and when it finished, kept across failures.
+    pub last_good: Option<(Balance, SystemTime)>,
 }
 
 pub struct Collector {
@@ -231,18 +238,27 @@ impl Collector {
         text
     }
 
+    /// Every account's settings and latest outcome. Each account's lock is held only while its
+    /// own state is copied, so a page view never stalls a check recording its result.
     pub fn statuses(&self) -> Vec<AccountStatus> {
         self.accounts()
             .iter()
             .map(|account| {
-                let state = lock(&account.state);
+                let target = &account.target;
+                let (latest, last_good) = {
+                    let state = lock(&account.state);
+                    (state.latest, state.last_good.clone())
+                };
                 AccountStatus {
-                    provider: account.target.provider,
-                    account: account.target.account.clone(),
-                    up: matches!(state.latest, Some(Ok(()))),
-                    last_error: state.latest.and_then(Result::err),
-                    last_success: state.last_good.as_ref().map(|(_, at)| *at),
-                    holder: state.last_good.as_ref().and_then(|(b, _)| b.holder.clone()),
+                    provider: target.provider,
+                    account: target.account.clone(),
+                    min_interval: target.min_interval,
+                    timeout: target.timeout,
+                    warning_threshold: target.warning_threshold,
+                    critical_threshold: target.critical_threshold,
+                    up: matches!(latest, Some(Ok(()))),
+                    last_error: latest.and_then(Result::err),
+                    last_good,
                 }
             })
             .collect()
@@ -566,6 +582,59 @@ mod tests {
         let text = collector.render();
         assert_eq!(value(&text, &errors("timeout")), Some(1.0));
         assert_eq!(value(&text, UP), Some(0.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn statuses_show_each_accounts_settings_and_keep_the_last_good_balance_through_a_failure()
+    {
+        let upstream = Upstream::new(&[Ok(25_490), Err(Reason::HttpStatus)]);
+        let target = Target {
+            provider: "isikuota",
+            account: "main".into(),
+            min_interval: Duration::from_secs(120),
+            timeout: Duration::from_secs(7),
+            warning_threshold: Some(Decimal::from(50_000)),
+            critical_threshold: Some(Decimal::from(10_000)),
+            check: upstream.check(),
+        };
+        let collector = Collector::new(vec![target], Arc::new(Metrics::new()));
+        let status = || collector.statuses().remove(0);
+
+        let unchecked = status();
+        assert_eq!(
+            (unchecked.up, unchecked.last_error, unchecked.last_good),
+            (false, None, None)
+        );
+        assert_eq!(unchecked.min_interval, Duration::from_secs(120));
+        assert_eq!(unchecked.timeout, Duration::from_secs(7));
+        assert_eq!(unchecked.warning_threshold, Some(Decimal::from(50_000)));
+        assert_eq!(unchecked.critical_threshold, Some(Decimal::from(10_000)));
+
+        collector
+            .refresh(Instant::now() + Duration::from_secs(5))
+            .await;
+        let checked = status();
+        assert!(checked.up);
+        let (balance, at) = checked.last_good.expect("a balance after a success");
+        assert_eq!(
+            (balance.amount, balance.currency.as_str()),
+            (Decimal::from(25_490), "IDR")
+        );
+
+        tokio::time::advance(Duration::from_secs(120)).await;
+        collector
+            .refresh(Instant::now() + Duration::from_secs(5))
+            .await;
+        let failed = status();
+        assert_eq!(
+            (failed.up, failed.last_error),
+            (false, Some(Reason::HttpStatus))
+        );
+        assert_eq!(
+            failed.last_good,
+            Some((balance, at)),
+            "the last good balance is kept"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,6 +12,7 @@
 //! - [`collector`]: the min-interval guard, single flight and concurrent fan-out per scrape.
 //! - [`metrics`]: the one owner of the Prometheus registry.
 //! - [`server`]: the HTTP endpoints and graceful shutdown.
+//! - [`landing`]: the landing page at `/`.
 //! - [`telemetry`]: logging to stderr, as text or JSON lines.
 //! - [`web`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
 //! - [`demo`]: simulated suppliers on loopback, for `--demo` and the tests.
@@ -20,6 +21,7 @@ pub mod collector;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod landing;
 pub mod metrics;
 pub mod providers;
 pub mod server;

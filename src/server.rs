@@ -3,7 +3,6 @@
 //! [`serve`] takes the listener and a shutdown future, so tests own the socket and the stop.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Collector;
 use crate::error::UpstreamError;
+use crate::landing;
 use crate::metrics;
 use crate::web::WebConfig;
 
@@ -239,7 +239,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
         "/" => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing_page(app),
+            landing::page(&app.collector.statuses(), SystemTime::now()),
         ),
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
         // Configuration is loaded and checked before the listener exists, so serving means ready.
@@ -279,71 +279,6 @@ pub fn respond(status: StatusCode, content_type: &str, body: String) -> HttpResp
 
 fn text(status: StatusCode, body: &'static str) -> HttpResponse {
     respond(status, "text/plain; charset=utf-8", body.to_owned())
-}
-
-/// Version, accounts and their health, links. Built only from labels and state: there is no
-/// secret in either.
-fn landing_page(app: &App) -> String {
-    let mut rows = String::new();
-    for status in app.collector.statuses() {
-        let health = match (status.up, status.last_error, status.last_success) {
-            (true, _, _) => "up".to_owned(),
-            (false, Some(reason), _) => format!("down ({})", reason.as_str()),
-            (false, None, _) => "not checked yet".to_owned(),
-        };
-        let last_success = status
-            .last_success
-            .map(httpdate::fmt_http_date)
-            .unwrap_or_else(|| "never".into());
-        let _ = writeln!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(status.provider),
-            escape(&status.account),
-            escape(status.holder.as_deref().unwrap_or("")),
-            escape(&health),
-            escape(&last_success),
-        );
-    }
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>saldo_exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
-</head>
-<body>
-<h1>saldo_exporter</h1>
-<p>Deposit balances of PPOB and payment supplier accounts, for Prometheus.
-Version {version} (revision {revision}). Balances are checked when <a href="/metrics">/metrics</a>
-is scraped, at most once per {interval} per account.</p>
-<table>
-<tr><th>Provider</th><th>Account</th><th>Holder</th><th>Latest check</th><th>Last success</th></tr>
-{rows}</table>
-<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-<p>Page generated {now}.</p>
-</body>
-</html>
-"#,
-        version = crate::VERSION,
-        revision = escape(crate::REVISION),
-        interval = humantime::format_duration(app.min_interval),
-        now = httpdate::fmt_http_date(SystemTime::now()),
-    )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -394,13 +329,5 @@ mod tests {
                 "{value}"
             );
         }
-    }
-
-    #[test]
-    fn account_names_are_escaped_on_the_landing_page() {
-        assert_eq!(
-            escape("<b>\"toko\" & 'co'</b>"),
-            "&lt;b&gt;&quot;toko&quot; &amp; &#39;co&#39;&lt;/b&gt;"
-        );
     }
 }
