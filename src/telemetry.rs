@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
@@ -67,16 +68,29 @@ pub fn filter(text: &str) -> Result<EnvFilter, String> {
         .map_err(|err| format!("{} ({err})", invalid()))
 }
 
-/// Installs the global subscriber, and a panic hook that logs through it, so a panic (which
-/// should never happen) still ends up as one line in the chosen format. `level` was validated
-/// with [`filter`] when the configuration loaded.
+/// Installs the global subscriber, writing to stderr, and a panic hook that logs through it.
+/// `level` was validated with [`filter`] when the configuration loaded.
 pub fn init(level: &str, format: LogFormat) {
+    init_with_writer(
+        level,
+        format,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+    );
+}
+
+/// [`init`] with another destination (tests capture the log). A panic, which should never
+/// happen, is logged as one event like any other, so JSON logs stay one JSON object per line.
+pub fn init_with_writer<W>(level: &str, format: LogFormat, writer: W, ansi: bool)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = filter(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour only for people; log shippers get plain text.
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
