@@ -280,20 +280,23 @@ fn accounts_from_env(
 ) -> Result<Vec<AccountConfig>, ConfigError> {
     let mut by_provider: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (key, value) in vars {
+        // Even under a provider's prefix (a Service named `saldo-isikuota`): no provider field
+        // has such a name.
+        if is_service_link(&key) {
+            continue;
+        }
         let provider_field = key
             .split_once('_')
             .filter(|(provider, _)| providers::NAMES.contains(provider));
         let Some((provider, field)) = provider_field else {
-            if !is_service_link(&key) {
-                let name = format!("{ENV_PREFIX}{}", key.to_uppercase());
-                warnings.push(match did_you_mean(&key) {
-                    Some(setting) => format!(
-                        "{name}: not a setting of saldo_exporter, ignored; did you mean {setting}?"
-                    ),
-                    None => format!("{name}: not a setting of saldo_exporter, ignored"),
-                });
-                ignored.push(name);
-            }
+            let name = format!("{ENV_PREFIX}{}", key.to_uppercase());
+            warnings.push(match did_you_mean(&key) {
+                Some(setting) => format!(
+                    "{name}: not a setting of saldo_exporter, ignored; did you mean {setting}?"
+                ),
+                None => format!("{name}: not a setting of saldo_exporter, ignored"),
+            });
+            ignored.push(name);
             continue;
         };
         let fields = by_provider.entry(provider.to_owned()).or_default();
@@ -868,9 +871,13 @@ mod tests {
         let config = Config::from_vars(vars(&with_isikuota(&links))).unwrap();
         assert_eq!(config.accounts.len(), 1);
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-        // Not even a Service named after a provider stops it.
-        let config = Config::from_vars(vars(&[("SALDO_AYOPOP_SERVICE_HOST", "10.0.0.9")]));
-        assert!(config.is_err(), "a provider's variables are its settings");
+        // Not even a Service named after a provider (`saldo-ayopop`) stops it.
+        let config = Config::from_vars(vars(&with_isikuota(&[
+            ("SALDO_AYOPOP_SERVICE_HOST", "10.0.0.9"),
+            ("SALDO_AYOPOP_PORT_80_TCP_ADDR", "10.0.0.9"),
+        ])))
+        .unwrap();
+        assert_eq!(config.accounts.len(), 1);
     }
 
     #[test]
