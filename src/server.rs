@@ -228,8 +228,12 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
     }
     match request.uri().path() {
         "/metrics" => {
-            let budget = scrape_budget(request.headers(), app.timeout);
-            app.collector.refresh(Instant::now() + budget).await;
+            // HEAD asks for the headers only (a link checker, a probe): it must not make the
+            // exporter call the suppliers.
+            if request.method() == Method::GET {
+                let budget = scrape_budget(request.headers(), app.timeout);
+                app.collector.refresh(Instant::now() + budget).await;
+            }
             respond(
                 StatusCode::OK,
                 metrics::CONTENT_TYPE,
@@ -250,7 +254,9 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
 
 /// How long a scrape may wait for checks: Prometheus' timeout less a margin, or the check
 /// timeout when Prometheus sends none. Where Prometheus allows it, the wait goes a moment past
-/// the check timeout, so that a check timing out is reported by this scrape, not the next.
+/// the check timeout, so that a check timing out is reported by this scrape, not the next. A
+/// timeout shorter than the margin is answered at once with what is known (due checks still
+/// start, and serve the next scrape), never after Prometheus has given up.
 ///
 /// The header is client input: any text, `inf`, `NaN` or `1e20` must give a sane budget, never
 /// a panic (`Duration::from_secs_f64` panics on values it cannot hold).
@@ -259,9 +265,10 @@ pub fn scrape_budget(headers: &HeaderMap, timeout: Duration) -> Duration {
     headers
         .get(SCRAPE_TIMEOUT_HEADER)
         .and_then(|value| value.to_str().ok()?.trim().parse::<f64>().ok())
-        .map(|seconds| seconds - SCRAPE_TIMEOUT_MARGIN)
-        // NaN fails the comparison; infinity is bounded by `min` below.
+        // NaN fails the comparison; no scraper sends a timeout of zero or less.
         .filter(|seconds| *seconds > 0.0)
+        .map(|seconds| (seconds - SCRAPE_TIMEOUT_MARGIN).max(0.0))
+        // Infinity is bounded here too.
         .map(|seconds| Duration::from_secs_f64(seconds.min(longest.as_secs_f64())))
         .unwrap_or(timeout)
 }
@@ -308,9 +315,17 @@ mod tests {
 
     #[test]
     fn a_useless_scrape_timeout_header_falls_back_to_the_check_timeout() {
-        for value in ["0.3", "-1", "-5", "NaN", "-inf", "soon", ""] {
+        for value in ["0", "-1", "-5", "NaN", "-inf", "soon", ""] {
             assert_eq!(budget(Some(value)), Duration::from_secs(10), "{value}");
         }
+    }
+
+    #[test]
+    fn a_scrape_timeout_below_the_margin_is_answered_at_once() {
+        for value in ["0.5", "0.4", "0.001"] {
+            assert_eq!(budget(Some(value)), Duration::ZERO, "{value}");
+        }
+        assert_eq!(budget(Some("0.6")), Duration::from_millis(100));
     }
 
     #[test]

@@ -493,3 +493,40 @@ async fn the_healthcheck_subcommand_passes_against_a_running_exporter() {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_calls_no_supplier_and_a_timeout_below_the_margin_is_answered_at_once() {
+    let (isikuota, ayopop, env) = suppliers().await;
+    isikuota.set_fault(Some(Fault::Hang));
+    let exporter = Exporter::start(&env).await;
+    let client = client();
+
+    let head = client.head(exporter.url("/metrics")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        (isikuota.requests(), ayopop.requests()),
+        (0, 0),
+        "HEAD started a check"
+    );
+
+    // Prometheus with a 0.4 s scrape timeout: waiting for the hanging supplier until the check
+    // timeout (10 s) would answer long after Prometheus gave up.
+    let started = Instant::now();
+    let response = client
+        .get(exporter.url("/metrics"))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", "0.4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("saldo_up{"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // The checks were started all the same, and serve the next scrape.
+    support::poll(|| (isikuota.requests() == 1 && ayopop.requests() == 1).then_some(()))
+        .await
+        .expect("the due checks started");
+}
