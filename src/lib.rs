@@ -14,6 +14,7 @@
 //! - [`server`]: the HTTP endpoints and graceful shutdown.
 //! - [`telemetry`]: logging to stderr, as text or JSON lines.
 //! - [`web`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
+//! - [`yaml`]: the strict YAML loader (no duplicate keys, no values in errors).
 //! - [`demo`]: simulated suppliers on loopback, for `--demo` and the tests.
 
 pub mod collector;
@@ -26,6 +27,7 @@ pub mod server;
 pub mod signing;
 pub mod telemetry;
 pub mod web;
+pub mod yaml;
 
 use std::future::Future;
 use std::pin::Pin;
