@@ -157,7 +157,7 @@ pub async fn run(
     let client = http_client(&config).context("building the HTTP client")?;
     let timeout = config.timeout;
     let min_interval = config.min_interval;
-    let web = config.web.clone();
+    let web = Arc::new(web::Live::new(config.web.clone()));
     log_accounts(&config);
     let app = Arc::new(App {
         collector: Collector::new(targets(config, &client), Arc::new(Metrics::new())),
@@ -179,8 +179,8 @@ pub async fn run(
     };
     tracing::info!(
         address = %listener.local_addr()?,
-        tls = app.web.tls.is_some(),
-        basic_auth = app.web.auth.is_some(),
+        tls = app.web.serves_tls(),
+        basic_auth = app.web.snapshot().auth.is_some(),
         version = VERSION,
         revision = REVISION,
         "listening"
