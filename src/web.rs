@@ -458,7 +458,7 @@ pub struct Live {
 }
 
 struct Watch {
-    checked: Option<Instant>,
+    checked: Instant,
     /// The files of the last attempt, good or not, as they were when read.
     seen: Fingerprint,
 }
@@ -478,7 +478,7 @@ impl Live {
             tls: config.tls.is_some(),
             current: RwLock::new(Arc::new(config)),
             watch: tokio::sync::Mutex::new(Watch {
-                checked: Some(Instant::now()),
+                checked: Instant::now(),
                 seen,
             }),
             check_interval,
@@ -510,13 +510,10 @@ impl Live {
         let Ok(mut watch) = self.watch.try_lock() else {
             return;
         };
-        if watch
-            .checked
-            .is_some_and(|at| at.elapsed() < self.check_interval)
-        {
+        if watch.checked.elapsed() < self.check_interval {
             return;
         }
-        watch.checked = Some(Instant::now());
+        watch.checked = Instant::now();
         let seen = watch.seen.clone();
         let previous = config.auth.clone();
         let read = tokio::task::spawn_blocking(move || {
