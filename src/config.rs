@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::providers::{self, ProviderConfig};
 use crate::telemetry::LogFormat;
-use crate::web::WebConfig;
+use crate::web::{WebConfig, WebConfigError};
 
 const ENV_PREFIX: &str = "SALDO_";
 
@@ -60,6 +60,13 @@ impl ConfigError {
             setting: setting.into(),
             message: message.to_string(),
         }
+    }
+}
+
+/// The web module has its own error (it does not depend on this one); both are one line.
+impl From<WebConfigError> for ConfigError {
+    fn from(err: WebConfigError) -> Self {
+        Self::new(err.setting, err.message)
     }
 }
 

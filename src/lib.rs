@@ -15,6 +15,7 @@
 //! - [`landing`]: the landing page at `/`.
 //! - [`telemetry`]: logging to stderr, as text or JSON lines.
 //! - [`web`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
+//! - [`yaml`]: the strict YAML loader (no duplicate keys, no values in errors).
 //! - [`demo`]: simulated suppliers on loopback, for `--demo` and the tests.
 
 pub mod collector;
@@ -28,6 +29,7 @@ pub mod server;
 pub mod signing;
 pub mod telemetry;
 pub mod web;
+pub mod yaml;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -157,7 +159,7 @@ pub async fn run(
     let client = http_client(&config).context("building the HTTP client")?;
     let timeout = config.timeout;
     let min_interval = config.min_interval;
-    let web = config.web.clone();
+    let web = Arc::new(web::Live::new(config.web.clone()));
     log_accounts(&config);
     let app = Arc::new(App {
         collector: Collector::new(targets(config, &client), Arc::new(Metrics::new())),
@@ -179,8 +181,8 @@ pub async fn run(
     };
     tracing::info!(
         address = %listener.local_addr()?,
-        tls = app.web.tls.is_some(),
-        basic_auth = app.web.auth.is_some(),
+        tls = app.web.serves_tls(),
+        basic_auth = app.web.snapshot().auth.is_some(),
         version = VERSION,
         revision = REVISION,
         "listening"
@@ -194,8 +196,9 @@ pub async fn run(
 
 /// Reads the configuration again (the accounts file and secret files included) and switches
 /// the collector to its accounts. A configuration that is invalid or has no account is
-/// reported and the running one kept: a typo must not stop the monitoring. Listen address,
-/// logging and web settings apply at start only.
+/// reported and the running one kept: a typo must not stop the monitoring. Listen address and
+/// logging apply at start only; the web configuration is not read here (it reloads by itself
+/// when its files change, see [`web::Live`]).
 pub fn reload(app: &App, client: &reqwest::Client, demo_env: &[(String, String)]) {
     let loaded = Config::from_env().and_then(|mut config| {
         if !demo_env.is_empty() {

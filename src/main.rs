@@ -121,9 +121,10 @@ fn healthcheck(web_config_file: Option<&std::path::Path>) -> ExitCode {
 /// The web configuration: `--web.config.file` if given, else `SALDO_WEB_CONFIG_FILE`; only one
 /// of them is read.
 fn load_web_config(flag: Option<&Path>, config: &Config) -> Result<WebConfig, ConfigError> {
-    match (flag, &config.web_config_file) {
-        (Some(path), _) => WebConfig::load(path, "--web.config.file"),
-        (None, Some(path)) => WebConfig::load(path, "SALDO_WEB_CONFIG_FILE"),
-        (None, None) => Ok(WebConfig::default()),
-    }
+    let loaded = match (flag, &config.web_config_file) {
+        (Some(path), _) => WebConfig::load(path, "--web.config.file")?,
+        (None, Some(path)) => WebConfig::load(path, "SALDO_WEB_CONFIG_FILE")?,
+        (None, None) => WebConfig::default(),
+    };
+    Ok(loaded)
 }

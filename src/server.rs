@@ -18,13 +18,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, timeout};
-use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Collector;
 use crate::error::UpstreamError;
 use crate::landing;
 use crate::metrics;
-use crate::web::WebConfig;
+use crate::web::Live;
 
 /// Prometheus sends its scrape timeout in this header; answering this much before it leaves
 /// room for the answer to travel (blackbox_exporter uses the same margin).
@@ -43,8 +42,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct App {
     pub collector: Collector,
-    /// TLS, basic auth and extra headers from `--web.config.file`.
-    pub web: WebConfig,
+    /// TLS, basic auth and extra headers from `--web.config.file`, read again when it changes.
+    pub web: Arc<Live>,
     /// The check timeout, and the scrape deadline when Prometheus sends none.
     pub timeout: Duration,
     pub min_interval: Duration,
@@ -54,7 +53,7 @@ pub type HttpResponse = Response<Full<Bytes>>;
 
 /// Serves the exporter on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let tls = app.web.tls.clone();
+    let tls = app.web.serves_tls().then(|| Arc::clone(&app.web));
     accept_connections(
         listener,
         tls,
@@ -77,11 +76,12 @@ pub async fn accept_loop<H, F>(
     accept_connections(listener, None, handler, shutdown).await;
 }
 
-/// Accepts HTTP/1 connections (over TLS when `tls` is given) and answers each request with
-/// `handler`, until `shutdown`; then lets open connections finish for a short grace period.
+/// Accepts HTTP/1 connections (over TLS, with its current certificate, when `tls` is given) and
+/// answers each request with `handler`, until `shutdown`; then lets open connections finish for
+/// a short grace period.
 pub async fn accept_connections<H, F>(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<Live>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -119,11 +119,12 @@ pub async fn accept_connections<H, F>(
                     let connection = http.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(connection).await
                 }
-                Some(acceptor) => {
+                Some(live) => {
                     // In the connection's task, so a slow client cannot stall accepting others.
-                    let stream = match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => stream,
+                    let stream = match timeout(TLS_HANDSHAKE_TIMEOUT, live.accept(stream)).await {
+                        Ok(Ok(Some(stream))) => stream,
+                        // Plain HTTP, answered with a 400, or not even that.
+                        Ok(Ok(None)) => return,
                         Ok(Err(err)) => {
                             tracing::debug!(error = %err, "TLS handshake failed");
                             return;
@@ -199,20 +200,22 @@ pub async fn healthcheck(listen: SocketAddr, https: bool) -> Result<(), String> 
     }
 }
 
-/// Applies the web configuration around [`handle`]: basic auth first, extra headers last.
+/// Applies the web configuration around [`handle`]: basic auth first, extra headers on every
+/// answer, 401 included.
 async fn respond_to(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
-    if let Some(auth) = &app.web.auth
-        && !auth.allows(request.headers()).await
-    {
-        let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"saldo_exporter\""),
-        );
-        return response;
-    }
-    let mut response = handle(&app, request).await;
-    for (name, value) in &app.web.headers {
+    let web = app.web.current().await;
+    let mut response = match &web.auth {
+        Some(auth) if !auth.allows(request.headers()).await => {
+            let mut response = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"saldo_exporter\""),
+            );
+            response
+        }
+        _ => handle(&app, request).await,
+    };
+    for (name, value) in &web.headers {
         response.headers_mut().insert(name, value.clone());
     }
     response
