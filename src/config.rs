@@ -343,10 +343,10 @@ fn accounts_from_file(
     let text = std::fs::read_to_string(path).map_err(|err| {
         ConfigError::new(&setting, format!("cannot read {}: {err}", path.display()))
     })?;
-    let file: File = yaml_serde::from_str(&text).map_err(|err| {
-        let message = without_value(&err.to_string());
-        ConfigError::new(&setting, format!("{}: {message}", path.display()))
-    })?;
+    // Strict: a key given twice is refused (the second `api_key:` must not silently win), and no
+    // error quotes a value.
+    let file: File = crate::yaml::from_str(&text)
+        .map_err(|err| ConfigError::new(&setting, format!("{}: {err}", path.display())))?;
     file.accounts
         .into_iter()
         .enumerate()
@@ -1167,6 +1167,31 @@ mod tests {
         std::fs::write(&path, "accounts: [\n").unwrap();
         let message = error(&[("SALDO_CONFIG_FILE", path.to_str().unwrap())]);
         assert!(message.starts_with("SALDO_CONFIG_FILE: "), "{message}");
+    }
+
+    #[test]
+    fn a_key_given_twice_in_the_accounts_file_is_refused_by_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dup.yml");
+        std::fs::write(
+            &path,
+            "accounts:\n  - name: a\n    provider: isikuota\n    api_id: i\n    api_key: k1\n    secret_key: s\n    api_key: k2\n",
+        )
+        .unwrap();
+        let message = error(&[("SALDO_CONFIG_FILE", path.to_str().unwrap())]);
+        assert!(message.starts_with("SALDO_CONFIG_FILE: "), "{message}");
+        assert!(
+            message.contains("accounts.0.api_key") || message.contains("accounts[0].api_key"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("k1") && !message.contains("k2"),
+            "{message}"
+        );
+
+        std::fs::write(&path, "accounts: []\naccounts: []\n").unwrap();
+        let message = error(&[("SALDO_CONFIG_FILE", path.to_str().unwrap())]);
+        assert!(message.contains("accounts"), "{message}");
     }
 
     #[test]
