@@ -675,6 +675,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+    use crate::providers::{ayopop, isikuota};
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -1031,9 +1032,7 @@ mod tests {
         let account = &config.accounts[0];
         assert_eq!(account.name, "1234");
         assert_eq!(account.warning_threshold, Some(Decimal::from(1000)));
-        let ProviderConfig::Isikuota(isikuota) = &account.provider else {
-            panic!("not isikuota");
-        };
+        let isikuota = account.provider.settings::<isikuota::Config>().unwrap();
         assert_eq!(isikuota.api_id, "1234");
     }
 
@@ -1065,9 +1064,10 @@ mod tests {
             ("SALDO_ISIKUOTA_SECRET_KEY", "secret-1"),
         ];
         let config = Config::from_vars(vars(&pairs)).unwrap();
-        let ProviderConfig::Isikuota(isikuota) = &config.accounts[0].provider else {
-            panic!("not isikuota");
-        };
+        let isikuota = config.accounts[0]
+            .provider
+            .settings::<isikuota::Config>()
+            .unwrap();
         assert_eq!(isikuota.api_key.expose_secret(), "key-from-file");
 
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
@@ -1133,9 +1133,7 @@ mod tests {
             ayopop.critical_threshold,
             Some("250000.50".parse().unwrap())
         );
-        let ProviderConfig::Ayopop(settings) = &ayopop.provider else {
-            panic!()
-        };
+        let settings = ayopop.provider.settings::<ayopop::Config>().unwrap();
         assert_eq!(settings.secret_key.expose_secret(), "s3cret");
         assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/gateway");
 
