@@ -16,6 +16,7 @@ pub mod amount;
 pub mod ayopop;
 pub mod isikuota;
 pub mod simulator;
+pub mod token;
 
 use std::any::Any;
 use std::fmt::Debug;
