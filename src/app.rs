@@ -17,12 +17,29 @@ use crate::{REVISION, VERSION, check, demo};
 /// The collector's view of each configured account.
 pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
     let cx = CheckContext::new(client.clone());
+    let host = |account: &crate::config::AccountConfig| {
+        check::host_of(account.provider.provider().base_url())
+    };
+    let limits = check::HostLimits::new(
+        config
+            .accounts
+            .iter()
+            .map(|account| (host(account), account.max_in_flight)),
+        config
+            .max_in_flight
+            .unwrap_or(check::DEFAULT_HOST_IN_FLIGHT),
+    );
+    for warning in &limits.warnings {
+        tracing::warn!("{warning}");
+    }
+    let timeout = config.timeout;
     config
         .accounts
         .into_iter()
         .map(|account| {
             let provider = Arc::clone(account.provider.provider());
             let cx = cx.clone();
+            let slots = limits.of(&host(&account));
             Target {
                 provider: account.provider.name(),
                 account: account.name,
@@ -30,7 +47,10 @@ pub fn targets(config: Config, client: &reqwest::Client) -> Vec<Target> {
                 timeout: config.timeout,
                 warning_threshold: account.warning_threshold,
                 critical_threshold: account.critical_threshold,
-                check: Arc::new(move || check::start(Arc::clone(&provider), cx.clone())),
+                check: Arc::new(move |sent| {
+                    let provider = Arc::clone(&provider);
+                    check::start(provider, cx.clone(), Arc::clone(&slots), timeout, sent)
+                }),
             }
         })
         .collect()

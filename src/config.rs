@@ -27,8 +27,9 @@ use crate::web::WebConfig;
 const ENV_PREFIX: &str = "SALDO_";
 
 /// The global settings, as envy names them (after the prefix, lower case).
-const GLOBAL_SETTINGS: [&str; 7] = [
+const GLOBAL_SETTINGS: [&str; 8] = [
     "listen_address",
+    "max_in_flight",
     "min_interval",
     "timeout",
     "config_file",
@@ -42,6 +43,9 @@ const GLOBAL_SETTINGS: [&str; 7] = [
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The longest min-interval, for the same reason; a month covers any sensible schedule.
 const MAX_MIN_INTERVAL: Duration = Duration::from_secs(31 * 24 * 3600);
+/// The most requests in flight to one supplier host that a setting may ask for: the global
+/// cap on requests in flight.
+pub const MAX_IN_FLIGHT: usize = crate::check::GLOBAL_IN_FLIGHT;
 /// Account names are labels and page text: a sane length, no control characters.
 const MAX_NAME_CHARS: usize = 128;
 
@@ -68,6 +72,9 @@ pub struct Config {
     pub listen_address: SocketAddr,
     pub min_interval: Duration,
     pub timeout: Duration,
+    /// `SALDO_MAX_IN_FLIGHT`: requests in flight per supplier host, unless an account's
+    /// `max_in_flight` says otherwise; [`crate::check::DEFAULT_HOST_IN_FLIGHT`] when unset.
+    pub max_in_flight: Option<usize>,
     /// A level (`info`) for this exporter's own logs, or a full `tracing` filter directive.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -94,12 +101,15 @@ pub struct AccountConfig {
     pub min_interval: Option<Duration>,
     pub warning_threshold: Option<Decimal>,
     pub critical_threshold: Option<Decimal>,
+    /// Requests in flight to this account's supplier host.
+    pub max_in_flight: Option<usize>,
 }
 
 /// The global settings as envy reads them; every other `SALDO_*` variable is an account's.
 #[derive(Deserialize)]
 struct Environment {
     listen_address: Option<String>,
+    max_in_flight: Option<String>,
     min_interval: Option<String>,
     timeout: Option<String>,
     config_file: Option<PathBuf>,
@@ -121,9 +131,16 @@ struct Common {
     critical_threshold: Option<Decimal>,
     #[serde(default, deserialize_with = "optional_duration")]
     min_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_in_flight")]
+    max_in_flight: Option<usize>,
 }
 
-const COMMON_FIELDS: [&str; 3] = ["warning_threshold", "critical_threshold", "min_interval"];
+const COMMON_FIELDS: [&str; 4] = [
+    "warning_threshold",
+    "critical_threshold",
+    "min_interval",
+    "max_in_flight",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +232,13 @@ impl Config {
         if timeout.is_zero() {
             return Err(ConfigError::new(setting("TIMEOUT"), "must be more than 0s"));
         }
+        let max_in_flight = env
+            .max_in_flight
+            .map(|text| {
+                parse_in_flight(&text)
+                    .map_err(|err| ConfigError::new(setting("MAX_IN_FLIGHT"), err))
+            })
+            .transpose()?;
         let log_level = env.log_level.unwrap_or_else(|| "info".into());
         crate::telemetry::filter(&log_level)
             .map_err(|err| ConfigError::new(setting("LOG_LEVEL"), err))?;
@@ -237,6 +261,7 @@ impl Config {
             listen_address,
             min_interval,
             timeout,
+            max_in_flight,
             log_level,
             log_format,
             web_config_file: env.web_config_file,
@@ -458,6 +483,7 @@ fn parse_account_fields(
         min_interval,
         warning_threshold: common.warning_threshold,
         critical_threshold: common.critical_threshold,
+        max_in_flight: common.max_in_flight,
     })
 }
 
@@ -659,6 +685,23 @@ fn at_most(duration: Duration, max: Duration) -> Result<Duration, String> {
 
 fn optional_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
     providers::amount(d).map(Some)
+}
+
+/// A limit on requests in flight: at least 1, at most [`MAX_IN_FLIGHT`].
+fn parse_in_flight(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of requests from 1 to {MAX_IN_FLIGHT}"
+        )),
+    }
+}
+
+fn optional_in_flight<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_in_flight(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -1151,6 +1194,33 @@ mod tests {
         std::fs::write(&path, "accounts: [\n").unwrap();
         let message = error(&[("SALDO_CONFIG_FILE", path.to_str().unwrap())]);
         assert!(message.starts_with("SALDO_CONFIG_FILE: "), "{message}");
+    }
+
+    #[test]
+    fn the_in_flight_limit_comes_from_the_environment_and_from_each_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saldo.yml");
+        std::fs::write(
+            &path,
+            "accounts:\n  - {name: a, provider: isikuota, api_id: a, api_key: b, secret_key: c, max_in_flight: 2}\n",
+        )
+        .unwrap();
+        let config = Config::from_vars(vars(&[
+            ("SALDO_MAX_IN_FLIGHT", "4"),
+            ("SALDO_CONFIG_FILE", path.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(config.max_in_flight, Some(4));
+        assert_eq!(config.accounts[0].max_in_flight, Some(2));
+        for bad in ["0", "129", "many", "-1"] {
+            let message = error(&[("SALDO_MAX_IN_FLIGHT", bad)]);
+            assert!(message.starts_with("SALDO_MAX_IN_FLIGHT: "), "{message}");
+        }
+        let message = error(&with_isikuota(&[("SALDO_ISIKUOTA_MAX_IN_FLIGHT", "0")]));
+        assert!(
+            message.starts_with("SALDO_ISIKUOTA_MAX_IN_FLIGHT: "),
+            "{message}"
+        );
     }
 
     #[test]

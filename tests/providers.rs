@@ -81,3 +81,57 @@ async fn the_demo_starts_every_registered_provider_with_one_account_each() {
     assert_eq!(accounts, expected);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
+
+/// Accounts of one supplier share its in-flight limit: `SALDO_MAX_IN_FLIGHT` by default, an
+/// account's `max_in_flight` for its own host (the smallest if accounts disagree).
+#[tokio::test]
+async fn a_supplier_never_sees_more_requests_in_flight_than_its_limit() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use saldo_exporter::collector::Collector;
+    use saldo_exporter::metrics::Metrics;
+
+    let busy = Simulator::start("isikuota", Decimal::ONE).await.unwrap();
+    let careful = Simulator::start("ayopop", Decimal::ONE).await.unwrap();
+    for simulator in [&busy, &careful] {
+        simulator.set_latency(Duration::from_millis(50));
+    }
+    let mut yaml = String::from("accounts:\n");
+    for (simulator, accounts) in [(&busy, 12), (&careful, 6)] {
+        for i in 0..accounts {
+            yaml += &format!(
+                "  - name: {}-{i}\n    provider: {}\n",
+                simulator.provider(),
+                simulator.provider()
+            );
+            for (field, value) in simulator.account_fields() {
+                yaml += &format!("    {field}: {value:?}\n");
+            }
+            if simulator.provider() == "ayopop" && i == 0 {
+                yaml += "    max_in_flight: 1\n";
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.yml");
+    std::fs::write(&path, yaml).unwrap();
+    let config = Config::from_vars([
+        ("SALDO_CONFIG_FILE".to_owned(), path.display().to_string()),
+        ("SALDO_MAX_IN_FLIGHT".to_owned(), "3".to_owned()),
+    ])
+    .unwrap();
+    let client = saldo_exporter::check::http_client(config.timeout).unwrap();
+    let collector = Collector::new(
+        saldo_exporter::app::targets(config, &client),
+        Arc::new(Metrics::new()),
+    );
+    collector
+        .refresh(tokio::time::Instant::now() + Duration::from_secs(30))
+        .await;
+    let up = collector.statuses().iter().filter(|s| s.up).count();
+    assert_eq!(up, 18);
+    assert_eq!((busy.requests(), careful.requests()), (12, 6));
+    assert!(busy.max_in_flight() <= 3, "{}", busy.max_in_flight());
+    assert_eq!(careful.max_in_flight(), 1);
+}
