@@ -24,14 +24,17 @@ use crate::error::UpstreamError;
 use crate::providers::{Balance, CheckContext, Provider};
 
 /// Requests in flight to one supplier host when nothing is configured. Suppliers publish no
-/// concurrency limits (Xendit's 60 per minute is the only rate published), and a PPOB supplier
-/// often runs one small server per reseller API; eight at a time keeps a scrape of hundreds of
-/// accounts at one supplier a steady trickle, and at 200 ms per answer still checks 40
-/// accounts per second there, while accounts at other suppliers proceed in parallel.
-pub const DEFAULT_HOST_IN_FLIGHT: usize = 8;
+/// concurrency limits, and a PPOB supplier often runs one modest server for its resellers'
+/// API. Sixteen is what a fleet spread over eight suppliers already sent each of them under
+/// the old global cap, so no supplier sees more than it did then; a fleet concentrated at one
+/// supplier, which used to arrive there 128 at a time, now trickles in 16 at a time (80 checks
+/// per second at 200 ms per answer).
+pub const DEFAULT_HOST_IN_FLIGHT: usize = 16;
 
-/// Requests in flight across all suppliers, whatever is configured.
-pub const GLOBAL_IN_FLIGHT: usize = 128;
+/// Requests in flight across all suppliers, whatever is configured: a safety net for the
+/// exporter's own sockets and memory. Twice the old cap, so that it binds only beyond sixteen
+/// busy suppliers and a fleet spread over more suppliers is checked faster.
+pub const GLOBAL_IN_FLIGHT: usize = 256;
 
 /// The one HTTP client for every upstream: connection reuse, no redirects (credentials must not
 /// follow a redirect to another host), and only the connect phase limited here, since the

@@ -1212,7 +1212,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.max_in_flight, Some(4));
         assert_eq!(config.accounts[0].max_in_flight, Some(2));
-        for bad in ["0", "129", "many", "-1"] {
+        for bad in ["0", "257", "many", "-1"] {
             let message = error(&[("SALDO_MAX_IN_FLIGHT", bad)]);
             assert!(message.starts_with("SALDO_MAX_IN_FLIGHT: "), "{message}");
         }
