@@ -877,3 +877,44 @@ fn every_providers_sample_answer_decodes_to_its_balance() {
         );
     }
 }
+
+/// `n` grouped by threes with `separator`.
+fn grouped(n: u64, separator: char) -> String {
+    let digits = n.to_string();
+    let mut text = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            text.push(separator);
+        }
+        text.push(digit);
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(settings())]
+
+    #[test]
+    fn indonesian_and_english_amount_text_reads_back_exactly(
+        whole in 0u64..1_000_000_000_000_000,
+        cents in 0u32..100,
+        prefix in prop::sample::select(vec!["", "Rp ", "Rp.", "Rp", "IDR "]),
+    ) {
+        use saldo_exporter::providers::Separators;
+        let expected: Decimal = format!("{whole}.{cents:02}").parse().unwrap();
+        let indonesian = format!("{prefix}{},{cents:02}", grouped(whole, '.'));
+        prop_assert_eq!(Separators::INDONESIAN.parse(&indonesian), Ok(expected));
+        let english = format!("{prefix}{}.{cents:02}", grouped(whole, ','));
+        prop_assert_eq!(Separators::ENGLISH.parse(&english), Ok(expected));
+    }
+
+    #[test]
+    fn any_text_is_an_amount_only_if_it_holds_digits(text in "\\PC{0,24}|[Rp .,0-9-]{0,16}") {
+        use saldo_exporter::providers::Separators;
+        for separators in [Separators::INDONESIAN, Separators::ENGLISH, Separators::PLAIN] {
+            if separators.parse(&text).is_ok() {
+                prop_assert!(text.bytes().any(|b| b.is_ascii_digit()), "{text:?}");
+            }
+        }
+    }
+}
