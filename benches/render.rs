@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use prometheus::core::Collector as _;
 use rust_decimal::Decimal;
-use saldo_exporter::collector::{Check, Collector, Target};
+use saldo_exporter::collector::{Check, Collector, Sent, Target};
 use saldo_exporter::metrics::{AccountView, Metrics};
 use saldo_exporter::providers::Balance;
 use tokio::time::Instant;
@@ -27,7 +27,10 @@ const SIZES: [usize; 3] = [1, 50, 1000];
 fn warm_collector(accounts: usize) -> Collector {
     let targets = (0..accounts)
         .map(|i| {
-            let check: Check = Arc::new(move || Box::pin(async move { Ok(balance(i)) }));
+            let check: Check = Arc::new(move |sent: Sent| {
+                sent.mark();
+                Box::pin(async move { Ok(balance(i)) })
+            });
             Target {
                 provider: provider(i),
                 account: format!("toko-{i:04}"),

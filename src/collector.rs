@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rust_decimal::Decimal;
@@ -26,7 +26,19 @@ pub type CheckFuture = Pin<Box<dyn Future<Output = Result<Balance, UpstreamError
 
 /// Starts one upstream balance check. Production checks call a provider over HTTP; tests count
 /// calls and script answers.
-pub type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+pub type Check = Arc<dyn Fn(Sent) -> CheckFuture + Send + Sync>;
+
+/// Marked by a check when it has its slot under the in-flight limits and sends: the upstream
+/// latency is measured from there, so time spent waiting for a slot is not counted as the
+/// supplier's. A check that never marks it sent nothing, and adds nothing to the histogram.
+#[derive(Clone, Default)]
+pub struct Sent(Arc<OnceLock<Instant>>);
+
+impl Sent {
+    pub fn mark(&self) {
+        let _ = self.0.set(Instant::now());
+    }
+}
 
 /// One account to collect.
 pub struct Target {
@@ -304,15 +316,13 @@ impl Account {
     async fn run(self: Arc<Self>, metrics: Arc<Metrics>, finished: watch::Sender<()>) {
         let target = &self.target;
         let started = Instant::now();
-        let result = tokio::time::timeout(target.timeout, (target.check)())
+        let sent = Sent::default();
+        // The timeout bounds the whole check, waiting for a slot included.
+        let result = tokio::time::timeout(target.timeout, (target.check)(sent.clone()))
             .await
-            .unwrap_or(Err(UpstreamError::Timeout(target.timeout)))
-            .map_err(|err| match err {
-                // reqwest's own connect timeout does not know the configured limit.
-                UpstreamError::Timeout(_) => UpstreamError::Timeout(target.timeout),
-                other => other,
-            });
+            .unwrap_or(Err(UpstreamError::Timeout(target.timeout)));
         let duration = started.elapsed();
+        let upstream = sent.0.get().map(|at| at.elapsed());
         match &result {
             Ok(balance) => tracing::debug!(
                 duration_seconds = duration.as_secs_f64(),
@@ -336,7 +346,7 @@ impl Account {
         metrics.observe_check(
             target.provider,
             &target.account,
-            duration,
+            upstream,
             &result,
             state.last_good.as_ref().map(|(b, _)| b),
         );
@@ -402,9 +412,10 @@ mod tests {
 
         fn check(self: &Arc<Self>) -> Check {
             let upstream = Arc::clone(self);
-            Arc::new(move || {
+            Arc::new(move |sent: Sent| {
                 let upstream = Arc::clone(&upstream);
                 Box::pin(async move {
+                    sent.mark();
                     upstream.calls.fetch_add(1, Ordering::SeqCst);
                     let latency = *upstream.latency.lock().unwrap();
                     tokio::time::sleep(latency).await;
@@ -582,6 +593,71 @@ mod tests {
         let text = collector.render();
         assert_eq!(value(&text, &errors("timeout")), Some(1.0));
         assert_eq!(value(&text, UP), Some(0.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_waiting_for_a_slot_is_not_upstream_latency() {
+        let waited = |queued: Duration, sent: Option<Duration>| -> Check {
+            Arc::new(move |mark: Sent| {
+                Box::pin(async move {
+                    tokio::time::sleep(queued).await;
+                    if let Some(latency) = sent {
+                        mark.mark();
+                        tokio::time::sleep(latency).await;
+                        Ok(Balance {
+                            amount: Decimal::ONE,
+                            currency: "IDR".into(),
+                            holder: None,
+                        })
+                    } else {
+                        std::future::pending().await
+                    }
+                })
+            })
+        };
+        let target = |account: &str, check: Check| Target {
+            provider: "isikuota",
+            account: account.into(),
+            min_interval: MIN_INTERVAL,
+            timeout: Duration::from_secs(10),
+            warning_threshold: None,
+            critical_threshold: None,
+            check,
+        };
+        let collector = Collector::new(
+            vec![
+                // Queued 3 s behind other checks, then answered in 200 ms.
+                target(
+                    "queued",
+                    waited(Duration::from_secs(3), Some(Duration::from_millis(200))),
+                ),
+                // Never got a slot before the timeout: nothing was sent.
+                target("starved", waited(Duration::from_secs(60), None)),
+            ],
+            Arc::new(Metrics::new()),
+        );
+        collector
+            .refresh(Instant::now() + Duration::from_secs(11))
+            .await;
+        let text = collector.render();
+        let sum = |account: &str| {
+            value(
+                &text,
+                &format!(
+                    "saldo_upstream_request_duration_seconds_sum{{account=\"{account}\",provider=\"isikuota\"}}"
+                ),
+            )
+        };
+        assert_eq!(sum("queued"), Some(0.2));
+        // The series exists from the start; nothing was observed into it.
+        assert_eq!(sum("starved"), Some(0.0), "{text}");
+        assert_eq!(
+            value(
+                &text,
+                "saldo_upstream_errors_total{account=\"starved\",provider=\"isikuota\",reason=\"timeout\"}"
+            ),
+            Some(1.0)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,8 +27,9 @@ use crate::web::{WebConfig, WebConfigError};
 const ENV_PREFIX: &str = "SALDO_";
 
 /// The global settings, as envy names them (after the prefix, lower case).
-const GLOBAL_SETTINGS: [&str; 7] = [
+const GLOBAL_SETTINGS: [&str; 8] = [
     "listen_address",
+    "max_in_flight",
     "min_interval",
     "timeout",
     "config_file",
@@ -42,6 +43,9 @@ const GLOBAL_SETTINGS: [&str; 7] = [
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The longest min-interval, for the same reason; a month covers any sensible schedule.
 const MAX_MIN_INTERVAL: Duration = Duration::from_secs(31 * 24 * 3600);
+/// The most requests in flight to one supplier host that a setting may ask for: the global
+/// cap on requests in flight.
+pub const MAX_IN_FLIGHT: usize = crate::check::GLOBAL_IN_FLIGHT;
 /// Account names are labels and page text: a sane length, no control characters.
 const MAX_NAME_CHARS: usize = 128;
 
@@ -75,6 +79,9 @@ pub struct Config {
     pub listen_address: SocketAddr,
     pub min_interval: Duration,
     pub timeout: Duration,
+    /// `SALDO_MAX_IN_FLIGHT`: requests in flight per supplier host, unless an account's
+    /// `max_in_flight` says otherwise; [`crate::check::DEFAULT_HOST_IN_FLIGHT`] when unset.
+    pub max_in_flight: Option<usize>,
     /// A level (`info`) for this exporter's own logs, or a full `tracing` filter directive.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -101,12 +108,15 @@ pub struct AccountConfig {
     pub min_interval: Option<Duration>,
     pub warning_threshold: Option<Decimal>,
     pub critical_threshold: Option<Decimal>,
+    /// Requests in flight to this account's supplier host.
+    pub max_in_flight: Option<usize>,
 }
 
 /// The global settings as envy reads them; every other `SALDO_*` variable is an account's.
 #[derive(Deserialize)]
 struct Environment {
     listen_address: Option<String>,
+    max_in_flight: Option<String>,
     min_interval: Option<String>,
     timeout: Option<String>,
     config_file: Option<PathBuf>,
@@ -128,9 +138,16 @@ struct Common {
     critical_threshold: Option<Decimal>,
     #[serde(default, deserialize_with = "optional_duration")]
     min_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_in_flight")]
+    max_in_flight: Option<usize>,
 }
 
-const COMMON_FIELDS: [&str; 3] = ["warning_threshold", "critical_threshold", "min_interval"];
+const COMMON_FIELDS: [&str; 4] = [
+    "warning_threshold",
+    "critical_threshold",
+    "min_interval",
+    "max_in_flight",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +239,13 @@ impl Config {
         if timeout.is_zero() {
             return Err(ConfigError::new(setting("TIMEOUT"), "must be more than 0s"));
         }
+        let max_in_flight = env
+            .max_in_flight
+            .map(|text| {
+                parse_in_flight(&text)
+                    .map_err(|err| ConfigError::new(setting("MAX_IN_FLIGHT"), err))
+            })
+            .transpose()?;
         let log_level = env.log_level.unwrap_or_else(|| "info".into());
         crate::telemetry::filter(&log_level)
             .map_err(|err| ConfigError::new(setting("LOG_LEVEL"), err))?;
@@ -244,6 +268,7 @@ impl Config {
             listen_address,
             min_interval,
             timeout,
+            max_in_flight,
             log_level,
             log_format,
             web_config_file: env.web_config_file,
@@ -468,6 +493,7 @@ fn parse_account_fields(
         min_interval,
         warning_threshold: common.warning_threshold,
         critical_threshold: common.critical_threshold,
+        max_in_flight: common.max_in_flight,
     })
 }
 
@@ -671,6 +697,23 @@ fn optional_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D
     providers::amount(d).map(Some)
 }
 
+/// A limit on requests in flight: at least 1, at most [`MAX_IN_FLIGHT`].
+fn parse_in_flight(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_IN_FLIGHT).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of requests from 1 to {MAX_IN_FLIGHT}"
+        )),
+    }
+}
+
+fn optional_in_flight<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_in_flight(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text)
@@ -685,6 +728,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+    use crate::providers::{ayopop, isikuota};
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -1045,9 +1089,7 @@ mod tests {
         let account = &config.accounts[0];
         assert_eq!(account.name, "1234");
         assert_eq!(account.warning_threshold, Some(Decimal::from(1000)));
-        let ProviderConfig::Isikuota(isikuota) = &account.provider else {
-            panic!("not isikuota");
-        };
+        let isikuota = account.provider.settings::<isikuota::Config>().unwrap();
         assert_eq!(isikuota.api_id, "1234");
     }
 
@@ -1079,9 +1121,10 @@ mod tests {
             ("SALDO_ISIKUOTA_SECRET_KEY", "secret-1"),
         ];
         let config = Config::from_vars(vars(&pairs)).unwrap();
-        let ProviderConfig::Isikuota(isikuota) = &config.accounts[0].provider else {
-            panic!("not isikuota");
-        };
+        let isikuota = config.accounts[0]
+            .provider
+            .settings::<isikuota::Config>()
+            .unwrap();
         assert_eq!(isikuota.api_key.expose_secret(), "key-from-file");
 
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
@@ -1147,9 +1190,7 @@ mod tests {
             ayopop.critical_threshold,
             Some("250000.50".parse().unwrap())
         );
-        let ProviderConfig::Ayopop(settings) = &ayopop.provider else {
-            panic!()
-        };
+        let settings = ayopop.provider.settings::<ayopop::Config>().unwrap();
         assert_eq!(settings.secret_key.expose_secret(), "s3cret");
         assert_eq!(settings.base_url.as_str(), "http://127.0.0.1:9/gateway");
 
@@ -1192,6 +1233,33 @@ mod tests {
         std::fs::write(&path, "accounts: []\naccounts: []\n").unwrap();
         let message = error(&[("SALDO_CONFIG_FILE", path.to_str().unwrap())]);
         assert!(message.contains("accounts"), "{message}");
+    }
+
+    #[test]
+    fn the_in_flight_limit_comes_from_the_environment_and_from_each_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saldo.yml");
+        std::fs::write(
+            &path,
+            "accounts:\n  - {name: a, provider: isikuota, api_id: a, api_key: b, secret_key: c, max_in_flight: 2}\n",
+        )
+        .unwrap();
+        let config = Config::from_vars(vars(&[
+            ("SALDO_MAX_IN_FLIGHT", "4"),
+            ("SALDO_CONFIG_FILE", path.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(config.max_in_flight, Some(4));
+        assert_eq!(config.accounts[0].max_in_flight, Some(2));
+        for bad in ["0", "257", "many", "-1"] {
+            let message = error(&[("SALDO_MAX_IN_FLIGHT", bad)]);
+            assert!(message.starts_with("SALDO_MAX_IN_FLIGHT: "), "{message}");
+        }
+        let message = error(&with_isikuota(&[("SALDO_ISIKUOTA_MAX_IN_FLIGHT", "0")]));
+        assert!(
+            message.starts_with("SALDO_ISIKUOTA_MAX_IN_FLIGHT: "),
+            "{message}"
+        );
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl Metrics {
         &self,
         provider: &str,
         account: &str,
-        duration: Duration,
+        upstream: Option<Duration>,
         result: &Result<Balance, UpstreamError>,
         previous: Option<&Balance>,
     ) {
@@ -238,9 +238,12 @@ impl Metrics {
         self.upstream_requests_total
             .with_label_values(&labels)
             .inc();
-        self.upstream_request_duration_seconds
-            .with_label_values(&labels)
-            .observe(duration.as_secs_f64());
+        // None: the check timed out before it could send, which says nothing of the supplier.
+        if let Some(duration) = upstream {
+            self.upstream_request_duration_seconds
+                .with_label_values(&labels)
+                .observe(duration.as_secs_f64());
+        }
         match result {
             Err(err) => self
                 .upstream_errors_total
@@ -392,7 +395,7 @@ mod tests {
             metrics.observe_check(
                 "ayopop",
                 "a",
-                Duration::from_millis(30),
+                Some(Duration::from_millis(30)),
                 &Ok(balance(now)),
                 before.map(balance).as_ref(),
             )

@@ -12,9 +12,9 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use rust_decimal::Decimal;
 use saldo_exporter::config::Config;
+use saldo_exporter::demo::Credentials;
 use saldo_exporter::error::{Reason, UpstreamError};
-use saldo_exporter::providers::{Balance, Provider, ayopop, isikuota, parse_amount};
-use secrecy::SecretString;
+use saldo_exporter::providers::{Balance, REGISTRY, Registration, parse_amount};
 use serde_json::{Value, json};
 
 fn settings() -> ProptestConfig {
@@ -23,28 +23,6 @@ fn settings() -> ProptestConfig {
         ..ProptestConfig::with_cases(256)
     }
 }
-
-fn isikuota() -> isikuota::Config {
-    isikuota::Config {
-        api_id: "prop-id".into(),
-        api_key: SecretString::from("prop-api-key"),
-        secret_key: SecretString::from("prop-secret-key"),
-        base_url: "http://127.0.0.1:9".parse().unwrap(),
-    }
-}
-
-fn ayopop() -> ayopop::Config {
-    ayopop::Config {
-        partner_id: "prop-partner".into(),
-        api_key: SecretString::from("prop-api-key"),
-        secret_key: SecretString::from("prop-secret-key"),
-        base_url: "http://127.0.0.1:9".parse().unwrap(),
-        api_version: ayopop::ApiVersion::V1,
-    }
-}
-
-const ISIKUOTA_SEED: &str = r#"{"success":true,"code":"SUCCESS","message":"Saldo berhasil didapatkan","data":{"name":"John Doe","balance":25490,"currency":"IDR","checked_at":"2026-05-31 10:21:58"},"errors":null,"meta":null}"#;
-const AYOPOP_SEED: &str = r#"{"responseCode":0,"success":true,"message":{"ID":"sukses","EN":"success"},"data":{"balance":5523560,"currency":"IDR","partnerId":"partner_api_key"}}"#;
 
 /// Whether `text` is a plain decimal number as a supplier would write one: sign, digits, an
 /// optional fraction and exponent. `_` between digits is allowed too: the decimal parser
@@ -77,22 +55,15 @@ fn plausible_amount(value: &Value) -> bool {
     }
 }
 
-/// The parts of an answer that decide whether it holds a balance. Fields are read the way the
-/// decoders read them, so that bytes in fields neither looks at do not matter here either.
-#[derive(serde::Deserialize)]
-struct Shape {
-    success: Option<Value>,
-    #[serde(rename = "responseCode")]
-    response_code: Option<Value>,
-    data: Option<Value>,
-}
-
-/// Checks one decoder result against the body it came from.
+/// Checks one decoder result against the body it came from: a balance is read only from a
+/// JSON object that meets the supplier's success conditions, at the supplier's balance field,
+/// and it is exactly the amount written there.
 fn check_decoded(
-    provider: &str,
+    entry: &Registration,
     body: &[u8],
     result: Result<Balance, UpstreamError>,
 ) -> Result<(), TestCaseError> {
+    let provider = entry.name;
     let balance = match result {
         // A body can only be undecodable, a refusal, or a refusal naming credentials.
         Err(err) => {
@@ -113,31 +84,35 @@ fn check_decoded(
         text.trim_start().starts_with('{'),
         "{provider}: {balance:?} read from an answer that is no JSON object: {text}"
     );
-    let shape: Shape = serde_json::from_slice(body).map_err(|err| {
+    let answer: Value = serde_json::from_slice(body).map_err(|err| {
         TestCaseError::fail(format!("{provider}: {balance:?} read from {text} ({err})"))
     })?;
-    prop_assert_eq!(shape.success, Some(json!(true)), "{}: {}", provider, text);
-    if provider == "ayopop" {
-        let code = shape.response_code.unwrap_or_default();
-        prop_assert!(code == json!(0) || code == json!("0"), "{}", text);
+    for (pointer, allowed) in entry.sample.success_when {
+        let found = answer.pointer(pointer).cloned().unwrap_or_default();
+        prop_assert!(
+            allowed
+                .iter()
+                .any(|value| serde_json::from_str::<Value>(value).unwrap() == found),
+            "{provider}: {balance:?} read although {pointer} is {found}: {text}"
+        );
     }
-    let data = shape.data.unwrap_or_default();
+    let amount = answer
+        .pointer(entry.sample.balance_at)
+        .cloned()
+        .unwrap_or_default();
     prop_assert!(
-        data.is_object(),
-        "{provider}: {balance:?} read from a `data` that is no object: {text}"
-    );
-    let amount = &data["balance"];
-    prop_assert!(
-        plausible_amount(amount),
+        plausible_amount(&amount),
         "{provider}: {balance:?} read from the balance {amount}"
     );
-    prop_assert_eq!(parse_amount(amount), Ok(balance.amount));
+    prop_assert_eq!(parse_amount(&amount), Ok(balance.amount));
     Ok(())
 }
 
-fn decode_both(body: &[u8]) -> Result<(), TestCaseError> {
-    check_decoded("isikuota", body, isikuota().decode(body))?;
-    check_decoded("ayopop", body, ayopop().decode(body))
+fn decode_all(body: &[u8]) -> Result<(), TestCaseError> {
+    for entry in REGISTRY {
+        check_decoded(entry, body, (entry.sample.decode)(body))?;
+    }
+    Ok(())
 }
 
 const FIELD_NAMES: [&str; 12] = [
@@ -339,41 +314,41 @@ proptest! {
     fn arbitrary_bytes_are_a_classified_error_or_a_real_balance(
         body in prop::collection::vec(any::<u8>(), 0..512),
     ) {
-        decode_both(&body)?;
+        decode_all(&body)?;
     }
 
     #[test]
     fn arbitrary_json_is_a_classified_error_or_a_real_balance(value in json_value()) {
-        decode_both(value.to_string().as_bytes())?;
+        decode_all(value.to_string().as_bytes())?;
     }
 
     #[test]
     fn envelopes_of_arbitrary_parts_are_a_classified_error_or_a_real_balance(value in envelope()) {
-        decode_both(value.to_string().as_bytes())?;
+        decode_all(value.to_string().as_bytes())?;
     }
 
     #[test]
     fn edited_seed_answers_are_a_classified_error_or_a_real_balance(
         edits in prop::collection::vec(edit(), 1..6),
     ) {
-        decode_both(&apply(ISIKUOTA_SEED, &edits))?;
-        decode_both(&apply(AYOPOP_SEED, &edits))?;
+        for entry in REGISTRY {
+            decode_all(&apply(entry.sample.answer, &edits))?;
+        }
     }
 
     #[test]
     fn a_seed_answer_decodes_exactly_when_its_balance_is_an_amount(amount in amount_like()) {
-        for (provider, seed) in [("isikuota", ISIKUOTA_SEED), ("ayopop", AYOPOP_SEED)] {
-            let mut answer: Value = serde_json::from_str(seed).unwrap();
-            answer["data"]["balance"] = amount.clone();
+        for entry in REGISTRY {
+            let provider = entry.name;
+            let mut answer: Value = serde_json::from_str(entry.sample.answer).unwrap();
+            *answer.pointer_mut(entry.sample.balance_at).unwrap() = amount.clone();
             let body = answer.to_string();
-            let result = match provider {
-                "isikuota" => isikuota().decode(body.as_bytes()),
-                _ => ayopop().decode(body.as_bytes()),
-            };
+            let result = (entry.sample.decode)(body.as_bytes());
             // The amount as the decoder sees it: JSON text read back, which for long
             // fractions may be the neighbouring f64.
             let sent: Value = serde_json::from_str(&body).unwrap();
-            match (&result, parse_amount(&sent["data"]["balance"])) {
+            let sent = sent.pointer(entry.sample.balance_at).unwrap();
+            match (&result, parse_amount(sent)) {
                 (Ok(balance), Ok(expected)) => prop_assert_eq!(balance.amount, expected),
                 (Err(err), Err(_)) => prop_assert_eq!(err.reason(), Reason::Decode),
                 (result, parsed) => prop_assert!(
@@ -381,7 +356,7 @@ proptest! {
                     "{provider}: decoded {result:?} but parse_amount gives {parsed:?} for {amount}"
                 ),
             }
-            check_decoded(provider, body.as_bytes(), result)?;
+            check_decoded(entry, body.as_bytes(), result)?;
         }
     }
 
@@ -408,11 +383,14 @@ fn deeply_nested_answers_are_decode_errors_not_stack_overflows() {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        for result in [
-            isikuota().decode(body.as_bytes()),
-            ayopop().decode(body.as_bytes()),
-        ] {
-            assert_eq!(result.unwrap_err().reason(), Reason::Decode);
+        for entry in REGISTRY {
+            let result = (entry.sample.decode)(body.as_bytes());
+            assert_eq!(
+                result.unwrap_err().reason(),
+                Reason::Decode,
+                "{}",
+                entry.name
+            );
         }
     }
 }
@@ -425,10 +403,8 @@ fn a_balance_is_never_read_from_an_array_by_position() {
         r#"{"success": true, "responseCode": 0, "data": [0]}"#,
         r#"{"success": true, "responseCode": 0, "data": ["X", 0]}"#,
     ] {
-        for (provider, result) in [
-            ("isikuota", isikuota().decode(body.as_bytes())),
-            ("ayopop", ayopop().decode(body.as_bytes())),
-        ] {
+        for entry in REGISTRY {
+            let (provider, result) = (entry.name, (entry.sample.decode)(body.as_bytes()));
             assert_eq!(
                 result.as_ref().map_err(UpstreamError::reason).err(),
                 Some(Reason::Decode),
@@ -541,24 +517,52 @@ fn plain_value() -> impl Strategy<Value = String> {
     ]
 }
 
-const PROVIDER_PREFIXES: [&str; 5] = ["ISIKUOTA", "AYOPOP", "ISIKOUTA", "", "AYOPOP_V2"];
-const ACCOUNT_FIELDS: [&str; 15] = [
-    "API_ID",
-    "PARTNER_ID",
-    "API_KEY",
-    "SECRET_KEY",
-    "BASE_URL",
-    "API_VERSION",
-    "ACCOUNT",
-    "NAME",
-    "PROVIDER",
-    "WARNING_THRESHOLD",
-    "CRITICAL_THRESHOLD",
-    "MIN_INTERVAL",
-    "API_KEY_FILE",
-    "SECRET_KEY_FILE",
-    "API_ID_FILE",
-];
+/// Every registered provider's prefix, a near miss of each (two letters swapped), one with a
+/// suffix, and none at all.
+fn provider_prefixes() -> Vec<String> {
+    let mut prefixes = vec![String::new()];
+    for entry in REGISTRY {
+        let name = entry.name.to_uppercase();
+        let mut swapped: Vec<char> = name.chars().collect();
+        swapped.swap(3, 4);
+        prefixes.push(swapped.into_iter().collect());
+        prefixes.push(format!("{name}_V2"));
+        prefixes.push(name);
+    }
+    prefixes
+}
+
+/// Every field any registered provider's account has, the shared ones, `_FILE` variants, and
+/// fields of no provider.
+fn account_fields() -> Vec<String> {
+    let credentials = Credentials {
+        id: "i".into(),
+        api_key: "k".into(),
+        secret_key: "s".into(),
+    };
+    let mut fields: Vec<String> = [
+        "API_VERSION",
+        "ACCOUNT",
+        "NAME",
+        "PROVIDER",
+        "WARNING_THRESHOLD",
+        "CRITICAL_THRESHOLD",
+        "MIN_INTERVAL",
+    ]
+    .map(String::from)
+    .to_vec();
+    for entry in REGISTRY {
+        for (field, _) in (entry.simulator)().account_fields(&credentials, "http://127.0.0.1:9") {
+            let field = field.to_uppercase();
+            fields.push(format!("{field}_FILE"));
+            fields.push(field);
+        }
+    }
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
 const GLOBALS: [&str; 6] = [
     "LISTEN_ADDRESS",
     "MIN_INTERVAL",
@@ -570,8 +574,8 @@ const GLOBALS: [&str; 6] = [
 
 fn variable_name() -> impl Strategy<Value = String> {
     let account = (
-        prop::sample::select(PROVIDER_PREFIXES.to_vec()),
-        prop::sample::select(ACCOUNT_FIELDS.to_vec()),
+        prop::sample::select(provider_prefixes()),
+        prop::sample::select(account_fields()),
         any::<bool>(),
     )
         .prop_map(|(provider, field, lower)| {
@@ -609,21 +613,35 @@ fn variable() -> impl Strategy<Value = (String, String)> {
     })
 }
 
-/// A working account, so that the generated variables also reach the checks after the first.
+/// An account's variables as its supplier's simulator would set them, with these credentials.
+fn account_vars(entry: &Registration, credentials: &Credentials) -> Vec<(String, String)> {
+    let prefix = format!("SALDO_{}_", entry.name.to_uppercase());
+    (entry.simulator)()
+        .account_fields(credentials, "http://127.0.0.1:9")
+        .into_iter()
+        .map(|(field, value)| (format!("{prefix}{}", field.to_uppercase()), value))
+        .collect()
+}
+
+/// A working account of any registered supplier, so that the generated variables also reach
+/// the checks after the first.
 fn base_account() -> impl Strategy<Value = Vec<(String, String)>> {
-    prop_oneof![
-        Just(Vec::new()),
-        (secret_value(), secret_value()).prop_map(|(key, secret)| vec![
-            ("SALDO_ISIKUOTA_API_ID".to_owned(), "id-1".to_owned()),
-            ("SALDO_ISIKUOTA_API_KEY".to_owned(), key),
-            ("SALDO_ISIKUOTA_SECRET_KEY".to_owned(), secret),
-        ]),
-        (secret_value(), secret_value()).prop_map(|(key, secret)| vec![
-            ("SALDO_AYOPOP_PARTNER_ID".to_owned(), "p-1".to_owned()),
-            ("SALDO_AYOPOP_API_KEY".to_owned(), key),
-            ("SALDO_AYOPOP_SECRET_KEY".to_owned(), secret),
-        ]),
-    ]
+    (
+        prop::option::of(prop::sample::select(REGISTRY.to_vec())),
+        secret_value(),
+        secret_value(),
+    )
+        .prop_map(|(entry, api_key, secret_key)| match entry {
+            None => Vec::new(),
+            Some(entry) => account_vars(
+                entry,
+                &Credentials {
+                    id: "id-1".into(),
+                    api_key,
+                    secret_key,
+                },
+            ),
+        })
 }
 
 fn variables() -> impl Strategy<Value = Vec<(String, String)>> {
@@ -757,22 +775,26 @@ proptest! {
     #[test]
     fn a_secret_in_the_accounts_file_never_appears_in_an_error(
         (written, secret) in yaml_secret(),
-        provider in prop::sample::select(vec!["isikuota", "ayopop"]),
+        entry in prop::sample::select(REGISTRY.to_vec()),
         field in prop::sample::select(vec!["api_key", "secret_key"]),
         broken in prop::sample::select(vec!["", "    warning_threshold: banyak\n", "    extra: 1\n"]),
     ) {
-        let id = if provider == "isikuota" { "api_id" } else { "partner_id" };
-        let other = if field == "api_key" { "secret_key" } else { "api_key" };
-        let text = format!(
-            "accounts:\n  - name: x\n    provider: {provider}\n    {id}: \"1\"\n    \
-             {other}: sk-otherQ8w7e6r5t4y3\n    {field}: {written}\n{broken}"
-        );
+        const MARK: &str = "sk-markZ1x2c3v4b5";
+        const OTHER: &str = "sk-otherQ8w7e6r5t4y3";
+        let (api_key, secret_key) = if field == "api_key" { (MARK, OTHER) } else { (OTHER, MARK) };
+        let credentials = Credentials { id: "1".into(), api_key: api_key.into(), secret_key: secret_key.into() };
+        let mut text = format!("accounts:\n  - name: x\n    provider: {}\n", entry.name);
+        for (name, value) in (entry.simulator)().account_fields(&credentials, "http://127.0.0.1:9") {
+            let value = if value == MARK { written.clone() } else { format!("{value:?}") };
+            text += &format!("    {name}: {value}\n");
+        }
+        text += broken;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("saldo.yml");
         std::fs::write(&path, &text).unwrap();
         check_config(
             Config::from_vars(vec![config_file(&path)]),
-            &[&secret, "sk-otherQ8w7e6r5t4y3"],
+            &[&secret, OTHER],
         )?;
     }
 }
@@ -844,13 +866,55 @@ fn an_alias_bomb_in_the_accounts_file_is_refused_not_expanded() {
 }
 
 #[test]
-fn the_seed_answers_decode() {
-    assert_eq!(
-        isikuota().decode(ISIKUOTA_SEED.as_bytes()).unwrap().amount,
-        Decimal::from(25490)
-    );
-    assert_eq!(
-        ayopop().decode(AYOPOP_SEED.as_bytes()).unwrap().amount,
-        Decimal::from(5_523_560)
-    );
+fn every_providers_sample_answer_decodes_to_its_balance() {
+    for entry in REGISTRY {
+        let balance = (entry.sample.decode)(entry.sample.answer.as_bytes()).unwrap();
+        assert_eq!(
+            balance.amount,
+            Decimal::from(entry.sample.balance),
+            "{}",
+            entry.name
+        );
+    }
+}
+
+/// `n` grouped by threes with `separator`.
+fn grouped(n: u64, separator: char) -> String {
+    let digits = n.to_string();
+    let mut text = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            text.push(separator);
+        }
+        text.push(digit);
+    }
+    text
+}
+
+proptest! {
+    #![proptest_config(settings())]
+
+    #[test]
+    fn indonesian_and_english_amount_text_reads_back_exactly(
+        whole in 0u64..1_000_000_000_000_000,
+        cents in 0u32..100,
+        prefix in prop::sample::select(vec!["", "Rp ", "Rp.", "Rp", "IDR "]),
+    ) {
+        use saldo_exporter::providers::Separators;
+        let expected: Decimal = format!("{whole}.{cents:02}").parse().unwrap();
+        let indonesian = format!("{prefix}{},{cents:02}", grouped(whole, '.'));
+        prop_assert_eq!(Separators::INDONESIAN.parse(&indonesian), Ok(expected));
+        let english = format!("{prefix}{}.{cents:02}", grouped(whole, ','));
+        prop_assert_eq!(Separators::ENGLISH.parse(&english), Ok(expected));
+    }
+
+    #[test]
+    fn any_text_is_an_amount_only_if_it_holds_digits(text in "\\PC{0,24}|[Rp .,0-9-]{0,16}") {
+        use saldo_exporter::providers::Separators;
+        for separators in [Separators::INDONESIAN, Separators::ENGLISH, Separators::PLAIN] {
+            if separators.parse(&text).is_ok() {
+                prop_assert!(text.bytes().any(|b| b.is_ascii_digit()), "{text:?}");
+            }
+        }
+    }
 }

@@ -1,28 +1,141 @@
-//! Supplier balance APIs: one file per provider, registered once in [`providers!`] below.
+//! Supplier balance APIs: one folder per supplier, registered once in [`REGISTRY`].
 //!
-//! A provider only builds its signed request and decodes a successful answer into plain data
-//! ([`Balance`]) or a classified [`UpstreamError`]. Sending, status handling, the body cap and
-//! `Retry-After` are shared in [`check`]; metrics are none of a provider's business.
+//! A supplier's folder holds both halves of it: the client (`mod.rs`: its settings, its
+//! request or multi-step flow, decoding and the classification of its failure envelope) and
+//! the server (`simulator.rs`: a loopback stand-in that verifies requests the way the
+//! supplier's documentation says). Everything that loops over suppliers (configuration, the
+//! "unknown provider" error, `--demo`, the property and round-trip tests) reads [`REGISTRY`].
+//!
+//! A provider returns plain data ([`Balance`]) or a classified [`UpstreamError`]; limits,
+//! timeouts and metrics belong to [`crate::check`] and the collector. Most suppliers are one
+//! signed request and a decoder: they implement [`SimpleProvider`]. Suppliers with a token
+//! step or per-call state implement [`Provider`] directly, with [`token::TokenCache`] for the
+//! token.
 
-use std::str::FromStr;
+pub mod amount;
+pub mod ayopop;
+pub mod isikuota;
+pub mod simulator;
+pub mod token;
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use rust_decimal::Decimal;
-use serde::de::{DeserializeOwned, Error as _};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use url::Url;
 
+pub use self::amount::{Separators, amount, parse_amount};
 use crate::error::UpstreamError;
 
-/// Answers larger than this are refused: a balance fits in a few hundred bytes, and a hostile or
-/// broken upstream must not make the exporter buffer without bound.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Every supplier, one line each. Adding one: its folder, its `pub mod` line above, and its
+/// line here.
+pub static REGISTRY: &[&Registration] = &[&isikuota::PROVIDER, &ayopop::PROVIDER];
 
-/// A `Retry-After` beyond this is capped, so a bogus value cannot silence an account for days.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The provider names, as used in configuration and in the `provider` label.
+pub static NAMES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| REGISTRY.iter().map(|entry| entry.name).collect());
+
+/// The registered supplier called `name`.
+pub fn find(name: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().copied().find(|entry| entry.name == name)
+}
+
+/// What the rest of the exporter knows of one supplier.
+pub struct Registration {
+    /// The `provider` label and the `SALDO_<NAME>_*` prefix.
+    pub name: &'static str,
+    /// Builds a provider from an account's own fields (the shared ones, such as `name` and the
+    /// thresholds, already taken out), naming the offending field on error.
+    pub parse: ParseFn,
+    /// The supplier's server half, for `--demo` and the tests.
+    pub simulator: fn() -> Box<dyn simulator::Supplier>,
+    /// The demo account `--demo` starts for this supplier.
+    pub demo: simulator::DemoAccount,
+    /// A documented success answer and how to read it, for the property tests.
+    pub sample: Sample,
+}
+
+impl Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// One account's provider: which supplier, and its settings and state.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    entry: &'static Registration,
+    provider: Arc<dyn Provider>,
+}
+
+impl ProviderConfig {
+    /// Deserialises `fields` as the settings of the provider called `name`. `None` when
+    /// there is no such provider.
+    pub fn from_fields(name: &str, fields: Map<String, Value>) -> Option<Result<Self, FieldError>> {
+        let entry = find(name)?;
+        Some((entry.parse)(fields).map(|provider| Self { entry, provider }))
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.entry.name
+    }
+
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+
+    /// The settings as the supplier's own type, e.g. `isikuota::Config`.
+    pub fn settings<T: Provider>(&self) -> Option<&T> {
+        let any: &dyn Any = &*self.provider;
+        any.downcast_ref()
+    }
+}
+
+impl Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The provider's own Debug: its secrets are `SecretString`s, printed redacted.
+        self.provider.fmt(f)
+    }
+}
+
+/// Builds an account's provider from its fields.
+pub type ParseFn = fn(Map<String, Value>) -> Result<Arc<dyn Provider>, FieldError>;
+
+/// A configuration error from [`Registration::parse`], with the path of the field.
+pub type FieldError = serde_path_to_error::Error<serde_json::Error>;
+
+/// Deserialises `fields` as `T` and boxes it: the [`Registration::parse`] of most suppliers.
+pub fn parse<T: Provider + DeserializeOwned>(
+    fields: Map<String, Value>,
+) -> Result<Arc<dyn Provider>, FieldError> {
+    serde_path_to_error::deserialize::<_, T>(Value::Object(fields))
+        .map(|provider| Arc::new(provider) as Arc<dyn Provider>)
+}
+
+/// A supplier's documented success answer, and what the property tests may assume of answers
+/// shaped like it.
+pub struct Sample {
+    /// A success answer, verbatim from the documentation.
+    pub answer: &'static str,
+    /// Its balance.
+    pub balance: i64,
+    /// The JSON pointer of the balance in a JSON answer.
+    pub balance_at: &'static str,
+    /// JSON pointers and the values (as JSON text) one of which each must hold for an answer
+    /// to be a success; a balance read from anything else is a bug.
+    pub success_when: &'static [(&'static str, &'static [&'static str])],
+    /// The balance answer's decoder, without credentials.
+    pub decode: fn(&[u8]) -> Result<Balance, UpstreamError>,
+}
 
 /// What a successful check returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +146,60 @@ pub struct Balance {
     pub holder: Option<String>,
 }
 
-/// The two halves of a provider that differ from one supplier to the next.
-pub trait Provider: Send + Sync {
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a check may use: the shared HTTP client and the signing clock.
+#[derive(Clone)]
+pub struct CheckContext {
+    pub client: Client,
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl CheckContext {
+    pub fn new(client: Client) -> Self {
+        Self::with_clock(client, Arc::new(SystemTime::now))
+    }
+
+    /// A context whose signing time comes from `clock` (tests with worked vectors).
+    pub fn with_clock(client: Client, clock: Arc<dyn Fn() -> SystemTime + Send + Sync>) -> Self {
+        Self { client, clock }
+    }
+
+    /// The time to sign with.
+    pub fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    /// Sends one request and reads its answer: a 429 becomes `rate_limited` with its
+    /// `Retry-After`, transport failures `connect`, and the body is capped at
+    /// [`MAX_BODY_BYTES`].
+    pub async fn exchange(&self, request: RequestBuilder) -> Result<Answer, UpstreamError> {
+        let mut response = request.send().await?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(UpstreamError::RateLimited {
+                retry_after: retry_after(response.headers(), self.now()),
+            });
+        }
+        let body = read_capped(&mut response).await?;
+        Ok(Answer { status, body })
+    }
+}
+
+/// One supplier account: everything a check needs, and the state kept between checks (a
+/// cached token, a call counter). Shared by concurrent checks, hence `&self` and `Sync`.
+pub trait Provider: Any + Debug + Send + Sync {
+    /// Where the requests go; accounts on one host share its in-flight limit.
+    fn base_url(&self) -> &Url;
+
+    /// One balance check: every request it takes, and the decoded balance.
+    fn fetch<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Result<Balance, UpstreamError>>;
+}
+
+/// A supplier whose balance is one signed request and a decoder; [`Provider`] follows.
+pub trait SimpleProvider: Any + Debug + Send + Sync {
+    fn base_url(&self) -> &Url;
+
     /// The signed balance request. `now` is the signing time, passed in so tests control it.
     fn request(&self, client: &Client, now: SystemTime) -> RequestBuilder;
 
@@ -43,79 +208,56 @@ pub trait Provider: Send + Sync {
     fn decode(&self, body: &[u8]) -> Result<Balance, UpstreamError>;
 }
 
-/// The provider registry: `module => Variant`, one line per provider. It declares the modules,
-/// the configuration enum, and the only `match` that dispatches on the provider.
-macro_rules! providers {
-    ($($module:ident => $variant:ident),+ $(,)?) => {
-        $(pub mod $module;)+
+impl<T: SimpleProvider> Provider for T {
+    fn base_url(&self) -> &Url {
+        SimpleProvider::base_url(self)
+    }
 
-        /// One account's provider settings: the provider's own `Config`.
-        #[derive(Debug)]
-        pub enum ProviderConfig {
-            $($variant($module::Config),)+
+    fn fetch<'a>(&'a self, cx: &'a CheckContext) -> BoxFuture<'a, Result<Balance, UpstreamError>> {
+        Box::pin(async move {
+            let answer = cx.exchange(self.request(&cx.client, cx.now())).await?;
+            answer.decode_with(|body| self.decode(body))
+        })
+    }
+}
+
+/// An answer's status and (capped) body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The usual reading: a 2xx answer is decoded; 401 and 403 are `auth`; another status is
+    /// `http_status`, unless its envelope names a credential problem, which makes it `auth`:
+    /// suppliers are not documented to use 401 for a bad signature or an unlisted IP.
+    pub fn decode_with<T>(
+        &self,
+        decode: impl FnOnce(&[u8]) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
+        if self.status.is_success() {
+            return decode(&self.body);
         }
-
-        /// The provider names, as used in configuration and in the `provider` label.
-        pub const NAMES: &[&str] = &[$(stringify!($module)),+];
-
-        impl ProviderConfig {
-            /// Deserialises `fields` as the settings of the provider called `name`. `None` when
-            /// there is no such provider.
-            pub fn from_fields(
-                name: &str,
-                fields: Map<String, Value>,
-            ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
-                match name {
-                    $(stringify!($module) => Some(
-                        serde_path_to_error::deserialize(Value::Object(fields)).map(Self::$variant),
-                    ),)+
-                    _ => None,
-                }
-            }
-
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(Self::$variant(_) => stringify!($module),)+
-                }
-            }
-
-            pub fn provider(&self) -> &dyn Provider {
-                match self {
-                    $(Self::$variant(config) => config,)+
-                }
-            }
+        if matches!(
+            self.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return Err(UpstreamError::Auth(format!("HTTP {}", self.status)));
         }
-    };
+        match decode(&self.body) {
+            Err(UpstreamError::Auth(message)) => Err(UpstreamError::Auth(message)),
+            _ => Err(UpstreamError::HttpStatus(self.status)),
+        }
+    }
 }
 
-providers! {
-    isikuota => Isikuota,
-    ayopop => Ayopop,
-}
+/// Answers larger than this are refused: a balance fits in a few hundred bytes, and a hostile or
+/// broken upstream must not make the exporter buffer without bound.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// One balance check: send, classify the status, read a capped body, decode.
-pub async fn check(provider: &dyn Provider, client: &Client) -> Result<Balance, UpstreamError> {
-    let mut response = provider.request(client, SystemTime::now()).send().await?;
-    let status = response.status();
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(UpstreamError::RateLimited {
-            retry_after: retry_after(response.headers(), SystemTime::now()),
-        });
-    }
-    let body = read_capped(&mut response).await?;
-    if status.is_success() {
-        return provider.decode(&body);
-    }
-    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        return Err(UpstreamError::Auth(format!("HTTP {status}")));
-    }
-    // The status decides, except that an envelope naming a credential problem makes it `auth`:
-    // providers are not documented to use 401 for a bad signature or an unlisted IP.
-    match provider.decode(&body) {
-        Err(UpstreamError::Auth(message)) => Err(UpstreamError::Auth(message)),
-        _ => Err(UpstreamError::HttpStatus(status)),
-    }
-}
+/// A `Retry-After` beyond this is capped, so a bogus value cannot silence an account for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 async fn read_capped(response: &mut reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
     if response
@@ -173,25 +315,6 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError>
         ));
     }
     Ok(serde_json::from_slice(body)?)
-}
-
-/// A money amount from a JSON number or a numeric string (`25490`, `5523560.0`, `"25000.00"`).
-pub fn parse_amount(value: &Value) -> Result<Decimal, String> {
-    let text = match value {
-        // serde_json prints the shortest text that reads back as the same number, so a JSON
-        // `12.34` stays exactly 12.34 here rather than the nearest binary fraction.
-        Value::Number(number) => number.to_string(),
-        Value::String(text) => text.trim().to_owned(),
-        other => return Err(format!("expected a number or numeric string, got {other}")),
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| format!("not a number: {text:?}"))
-}
-
-/// `#[serde(deserialize_with = "amount")]` for balances and thresholds.
-pub fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
-    parse_amount(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
 }
 
 /// The `data` object both seeded providers answer with: a balance, usually a currency, and
@@ -268,29 +391,8 @@ pub fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use reqwest::header::HeaderValue;
-    use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn amounts_come_from_numbers_and_numeric_strings() {
-        assert_eq!(parse_amount(&json!(25490)), Ok(Decimal::from(25490)));
-        assert_eq!(parse_amount(&json!(5523560.0)), Ok(Decimal::from(5523560)));
-        assert_eq!(
-            parse_amount(&json!("25000.00")).unwrap().to_string(),
-            "25000.00"
-        );
-        assert_eq!(parse_amount(&json!(12.34)).unwrap().to_string(), "12.34");
-        assert_eq!(parse_amount(&json!(1e6)), Ok(Decimal::from(1_000_000)));
-        assert_eq!(parse_amount(&json!(-1500)), Ok(Decimal::from(-1500)));
-    }
-
-    #[test]
-    fn null_text_and_objects_are_not_amounts() {
-        for bad in [json!(null), json!("abc"), json!(""), json!({}), json!(true)] {
-            assert!(parse_amount(&bad).is_err(), "{bad} parsed");
-        }
-    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates_and_is_capped() {
@@ -332,7 +434,33 @@ mod tests {
     }
 
     #[test]
-    fn every_registered_provider_can_be_named() {
-        assert_eq!(NAMES, ["isikuota", "ayopop"]);
+    fn every_registered_provider_has_a_distinct_lower_case_name() {
+        assert_eq!(*NAMES, ["isikuota", "ayopop"]);
+        let mut names = NAMES.clone();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), REGISTRY.len());
+        for name in names {
+            // `SALDO_<NAME>_*` splits at the first `_`.
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_sample_answer_decodes_to_its_balance() {
+        for entry in REGISTRY {
+            let balance = (entry.sample.decode)(entry.sample.answer.as_bytes())
+                .unwrap_or_else(|err| panic!("{}: {err}", entry.name));
+            assert_eq!(
+                balance.amount,
+                Decimal::from(entry.sample.balance),
+                "{}",
+                entry.name
+            );
+        }
     }
 }

@@ -12,9 +12,39 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Balance, Provider, balance_from_data, decode_json, endpoint, refusal};
+use super::{
+    Balance, Registration, Sample, SimpleProvider, balance_from_data, decode_json, endpoint,
+    refusal,
+};
 use crate::error::UpstreamError;
 use crate::signing;
+
+pub mod simulator;
+
+/// The registry entry.
+pub const PROVIDER: Registration = Registration {
+    name: "isikuota",
+    parse: super::parse::<Config>,
+    simulator: || Box::new(simulator::Isikuota),
+    demo: super::simulator::DemoAccount {
+        balance: 2_500_000,
+        sale_every: std::time::Duration::from_secs(2),
+        low: 300_000,
+        top_up: 2_000_000,
+        warning: 1_000_000,
+        critical: 500_000,
+    },
+    sample: Sample {
+        answer: SAMPLE_ANSWER,
+        balance: 25490,
+        balance_at: "/data/balance",
+        success_when: &[("/success", &["true"])],
+        decode,
+    },
+};
+
+/// The documented success answer ("Cek Saldo" seed response).
+pub const SAMPLE_ANSWER: &str = r#"{"success":true,"code":"SUCCESS","message":"Saldo berhasil didapatkan","data":{"name":"John Doe","balance":25490,"currency":"IDR","checked_at":"2026-05-31 10:21:58"},"errors":null,"meta":null}"#;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.isikuota.com";
 
@@ -43,9 +73,11 @@ struct Answer {
     data: Value,
 }
 
+impl SimpleProvider for Config {
+    fn base_url(&self) -> &Url {
+        &self.base_url
+    }
 
-
-impl Provider for Config {
     fn request(&self, client: &Client, now: SystemTime) -> RequestBuilder {
         let timestamp = super::unix_seconds(now);
         let mut body = json!({"api_id": self.api_id, "timestamp": timestamp});
@@ -67,14 +99,19 @@ impl Provider for Config {
     }
 
     fn decode(&self, body: &[u8]) -> Result<Balance, UpstreamError> {
-        let answer: Answer = decode_json(body)?;
-        if !answer.success {
-            let code = answer.code.unwrap_or_default();
-            let message = answer.message.unwrap_or_default();
-                        return Err(refusal(&[&code, &message], &format!("{code}: {message}")));
-        }
-        balance_from_data(answer.data)
+        decode(body)
     }
+}
+
+/// A balance answer: `success` decides, and a failure's code and message say why.
+pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
+    let answer: Answer = decode_json(body)?;
+    if !answer.success {
+        let code = answer.code.unwrap_or_default();
+        let message = answer.message.unwrap_or_default();
+        return Err(refusal(&[&code, &message], &format!("{code}: {message}")));
+    }
+    balance_from_data(answer.data)
 }
 
 #[cfg(test)]
@@ -98,7 +135,10 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1780222918);
         let request = config().request(&Client::new(), now).build().unwrap();
         assert_eq!(request.method(), "POST");
-        assert_eq!(request.url().as_str(), "https://api.isikuota.com/v1/balance");
+        assert_eq!(
+            request.url().as_str(),
+            "https://api.isikuota.com/v1/balance"
+        );
         assert_eq!(request.headers()["content-type"], "application/json");
         let body: Value =
             serde_json::from_slice(request.body().unwrap().as_bytes().unwrap()).unwrap();
@@ -110,16 +150,14 @@ mod tests {
                 "signature": "af4c1cd8c999e21dfba3416ddd738dd0ba2ce99e8794a7cbf92d6ddbd1254d8b",
             })
         );
-        let sent = String::from_utf8_lossy(request.body().unwrap().as_bytes().unwrap()).into_owned();
+        let sent =
+            String::from_utf8_lossy(request.body().unwrap().as_bytes().unwrap()).into_owned();
         assert!(!sent.contains("your_api_key") && !sent.contains("your_secret_key"));
     }
 
     #[test]
     fn the_seed_response_decodes_to_its_balance() {
-        let body = br#"{"success": true, "code": "SUCCESS", "message": "Saldo berhasil didapatkan",
-            "data": {"name": "John Doe", "balance": 25490, "currency": "IDR",
-            "checked_at": "2026-05-31 10:21:58"}, "errors": null, "meta": null}"#;
-        let balance = config().decode(body).unwrap();
+        let balance = config().decode(SAMPLE_ANSWER.as_bytes()).unwrap();
         assert_eq!(balance.amount, 25490.into());
         assert_eq!(balance.currency, "IDR");
         assert_eq!(balance.holder.as_deref(), Some("John Doe"));
@@ -147,7 +185,12 @@ mod tests {
             b"",
         ] {
             let err = config().decode(body).unwrap_err();
-            assert_eq!(err.reason(), Reason::Decode, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err.reason(),
+                Reason::Decode,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -13,9 +13,39 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Balance, Provider, balance_from_data, decode_json, endpoint, refusal};
+use super::{
+    Balance, Registration, Sample, SimpleProvider, balance_from_data, decode_json, endpoint,
+    refusal,
+};
 use crate::error::UpstreamError;
 use crate::signing;
+
+pub mod simulator;
+
+/// The registry entry.
+pub const PROVIDER: Registration = Registration {
+    name: "ayopop",
+    parse: super::parse::<Config>,
+    simulator: || Box::new(simulator::Ayopop),
+    demo: super::simulator::DemoAccount {
+        balance: 5_523_560,
+        sale_every: std::time::Duration::from_secs(3),
+        low: 800_000,
+        top_up: 5_000_000,
+        warning: 2_000_000,
+        critical: 1_000_000,
+    },
+    sample: Sample {
+        answer: SAMPLE_ANSWER,
+        balance: 5_523_560,
+        balance_at: "/data/balance",
+        success_when: &[("/success", &["true"]), ("/responseCode", &["0", "\"0\""])],
+        decode,
+    },
+};
+
+/// The documented success answer of "partner/balance".
+pub const SAMPLE_ANSWER: &str = r#"{"responseCode":0,"success":true,"message":{"ID":"sukses","EN":"success"},"data":{"balance":5523560,"currency":"IDR","partnerId":"partner_api_key"}}"#;
 
 pub const DEFAULT_BASE_URL: &str = "https://openapi.ayopop.id";
 
@@ -72,8 +102,6 @@ struct Answer {
     data: Value,
 }
 
-
-
 impl Config {
     /// The documented token for this partner; identical on every call (no `exp`/`iat`).
     pub fn token(&self) -> SecretString {
@@ -82,7 +110,11 @@ impl Config {
     }
 }
 
-impl Provider for Config {
+impl SimpleProvider for Config {
+    fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
     fn request(&self, client: &Client, _now: SystemTime) -> RequestBuilder {
         let path = match self.api_version {
             ApiVersion::V1 => "api/v1/partner/balance",
@@ -99,17 +131,22 @@ impl Provider for Config {
     }
 
     fn decode(&self, body: &[u8]) -> Result<Balance, UpstreamError> {
-        let answer: Answer = decode_json(body)?;
-        let code_is_zero = answer.response_code.as_i64() == Some(0)
-            || answer.response_code.as_str() == Some("0");
-        if !(answer.success && code_is_zero) {
-            let message = message_text(&answer.message);
-                        let summary = format!("responseCode {}: {message}", answer.response_code);
-            return Err(refusal(&[&message], &summary));
-        }
-        // `data.partnerId` is the only identity in the answer, and it is no holder name.
-        balance_from_data(answer.data)
+        decode(body)
     }
+}
+
+/// A balance answer: a success is `success: true` with `responseCode` 0.
+pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
+    let answer: Answer = decode_json(body)?;
+    let code_is_zero =
+        answer.response_code.as_i64() == Some(0) || answer.response_code.as_str() == Some("0");
+    if !(answer.success && code_is_zero) {
+        let message = message_text(&answer.message);
+        let summary = format!("responseCode {}: {message}", answer.response_code);
+        return Err(refusal(&[&message], &summary));
+    }
+    // `data.partnerId` is the only identity in the answer, and it is no holder name.
+    balance_from_data(answer.data)
 }
 
 /// `message` is `{"ID": ..., "EN": ...}`; English first, then Indonesian, then whatever it is.
@@ -193,9 +230,7 @@ mod tests {
 
     #[test]
     fn the_seed_response_decodes_to_its_balance() {
-        let body = br#"{"responseCode": 0, "success": true, "message": {"ID": "sukses", "EN": "success"},
-            "data": {"balance": 5523560, "currency": "IDR", "partnerId": "partner_api_key"}}"#;
-        let balance = config().decode(body).unwrap();
+        let balance = config().decode(SAMPLE_ANSWER.as_bytes()).unwrap();
         assert_eq!(balance.amount, 5523560.into());
         assert_eq!(balance.currency, "IDR");
     }
@@ -203,7 +238,10 @@ mod tests {
     #[test]
     fn a_failure_envelope_is_rejected_or_auth_by_its_message() {
         let rejected = br#"{"responseCode": 27, "success": false, "message": {"ID": "gagal", "EN": "Service unavailable"}, "data": null}"#;
-        assert_eq!(config().decode(rejected).unwrap_err().reason(), Reason::Rejected);
+        assert_eq!(
+            config().decode(rejected).unwrap_err().reason(),
+            Reason::Rejected
+        );
         let auth = br#"{"responseCode": 14, "success": false, "message": {"ID": "token tidak valid", "EN": "Invalid token"}}"#;
         assert_eq!(config().decode(auth).unwrap_err().reason(), Reason::Auth);
         // `success: true` with a non-zero code is still a failure.
@@ -220,7 +258,12 @@ mod tests {
             br#"{"success": true}"#,
         ] {
             let err = config().decode(body).unwrap_err();
-            assert_eq!(err.reason(), Reason::Decode, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err.reason(),
+                Reason::Decode,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }
