@@ -25,4 +25,17 @@ fn main() {
         .filter(|revision| !revision.is_empty())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=BUILD_REVISION={revision}");
+
+    // For `--version`, as Prometheus' version package prints the Go version and platform.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc_version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=BUILD_RUSTC_VERSION={rustc_version}");
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
+    println!("cargo:rustc-env=BUILD_TARGET={target}");
 }

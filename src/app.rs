@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::collector::{Collector, Target};
-use crate::config::Config;
+use crate::config::{Config, Override};
 use crate::metrics::Metrics;
 use crate::providers::CheckContext;
 use crate::server::{self, App};
@@ -80,14 +80,15 @@ pub async fn run(
     }
     let client = check::http_client(config.timeout).context("building the HTTP client")?;
     let timeout = config.timeout;
-    let min_interval = config.min_interval;
+    let telemetry_path = config.telemetry_path.clone();
+    let overrides = config.overrides.clone();
     let web = Arc::new(web::Live::new(config.web.clone()));
     log_accounts(&config);
     let app = Arc::new(App {
         collector: Collector::new(targets(config, &client), Arc::new(Metrics::new())),
         web,
         timeout,
-        min_interval,
+        telemetry_path,
     });
     // Installed before serving: SIGHUP's default action would end the process.
     #[cfg(unix)]
@@ -97,7 +98,7 @@ pub async fn run(
         let (app, client) = (Arc::clone(&app), client.clone());
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                reload(&app, &client, &demo_env);
+                reload(&app, &client, &overrides, &demo_env);
             }
         })
     };
@@ -121,8 +122,14 @@ pub async fn run(
 /// reported and the running one kept: a typo must not stop the monitoring. Listen address and
 /// logging apply at start only; the web configuration is not read here (it reloads by itself
 /// when its files change, see [`web::Live`]).
-pub fn reload(app: &App, client: &reqwest::Client, demo_env: &[(String, String)]) {
-    let loaded = Config::from_env().and_then(|mut config| {
+pub fn reload(
+    app: &App,
+    client: &reqwest::Client,
+    overrides: &[Override],
+    demo_env: &[(String, String)],
+) {
+    // The command line's settings still hold: `--config.file` names the file to read again.
+    let loaded = Config::from_env_with(overrides).and_then(|mut config| {
         if !demo_env.is_empty() {
             config
                 .accounts

@@ -27,8 +27,9 @@ use crate::web::{WebConfig, WebConfigError};
 const ENV_PREFIX: &str = "SALDO_";
 
 /// The global settings, as envy names them (after the prefix, lower case).
-const GLOBAL_SETTINGS: [&str; 8] = [
+const GLOBAL_SETTINGS: [&str; 9] = [
     "listen_address",
+    "telemetry_path",
     "max_in_flight",
     "min_interval",
     "timeout",
@@ -77,6 +78,8 @@ impl From<WebConfigError> for ConfigError {
 #[derive(Debug)]
 pub struct Config {
     pub listen_address: SocketAddr,
+    /// Where the metrics are served, `/metrics` unless `SALDO_TELEMETRY_PATH` says otherwise.
+    pub telemetry_path: String,
     pub min_interval: Duration,
     pub timeout: Duration,
     /// `SALDO_MAX_IN_FLIGHT`: requests in flight per supplier host, unless an account's
@@ -98,6 +101,19 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The `SALDO_*` names that were ignored, to explain a configuration without accounts.
     pub ignored: Vec<String>,
+    /// Settings given on the command line, as (variable, flag, value): they win over the
+    /// variable, and a reload applies them again.
+    pub overrides: Vec<Override>,
+}
+
+/// A command-line flag that stands for a `SALDO_*` variable, node_exporter style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The variable it overrides, e.g. `SALDO_LISTEN_ADDRESS`.
+    pub variable: &'static str,
+    /// The flag as the user wrote it, e.g. `--web.listen-address`, to name it in errors.
+    pub flag: &'static str,
+    pub value: String,
 }
 
 #[derive(Debug)]
@@ -116,6 +132,7 @@ pub struct AccountConfig {
 #[derive(Deserialize)]
 struct Environment {
     listen_address: Option<String>,
+    telemetry_path: Option<String>,
     max_in_flight: Option<String>,
     min_interval: Option<String>,
     timeout: Option<String>,
@@ -194,6 +211,12 @@ impl Origin<'_> {
 impl Config {
     /// Reads the process environment (and the file it names).
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_with(&[])
+    }
+
+    /// Reads the process environment with `overrides` (command-line flags) winning over the
+    /// variables they stand for. An error in an overridden setting names the flag.
+    pub fn from_env_with(overrides: &[Override]) -> Result<Self, ConfigError> {
         let mut vars = Vec::new();
         for (key, value) in std::env::vars_os() {
             let Some(key) = key.to_str().filter(|k| k.starts_with(ENV_PREFIX)) else {
@@ -202,9 +225,23 @@ impl Config {
             let value = value
                 .into_string()
                 .map_err(|_| ConfigError::new(key, "not valid UTF-8"))?;
-            vars.push((key.to_owned(), value));
+            if !overrides.iter().any(|o| o.variable == key) {
+                vars.push((key.to_owned(), value));
+            }
         }
-        Self::from_vars(vars)
+        vars.extend(
+            overrides
+                .iter()
+                .map(|o| (o.variable.to_owned(), o.value.clone())),
+        );
+        let mut config = Self::from_vars(vars).map_err(|mut err| {
+            if let Some(o) = overrides.iter().find(|o| o.variable == err.setting) {
+                err.setting = o.flag.to_owned();
+            }
+            err
+        })?;
+        config.overrides = overrides.to_vec();
+        Ok(config)
     }
 
     /// Parses `SALDO_*` variables given as pairs (tests pass their own).
@@ -233,6 +270,14 @@ impl Config {
             Some(text) => parse_duration_at_most(&text, max)
                 .map_err(|err| ConfigError::new(setting(name), err)),
             None => Ok(Duration::from_secs(default)),
+        };
+        let telemetry_path = match env.telemetry_path {
+            Some(path) => {
+                check_telemetry_path(&path)
+                    .map_err(|err| ConfigError::new(setting("TELEMETRY_PATH"), err))?;
+                path
+            }
+            None => "/metrics".to_owned(),
         };
         let min_interval = duration("MIN_INTERVAL", env.min_interval, 30, MAX_MIN_INTERVAL)?;
         let timeout = duration("TIMEOUT", env.timeout, 10, MAX_TIMEOUT)?;
@@ -266,6 +311,7 @@ impl Config {
 
         Ok(Config {
             listen_address,
+            telemetry_path,
             min_interval,
             timeout,
             max_in_flight,
@@ -276,6 +322,7 @@ impl Config {
             accounts,
             warnings,
             ignored,
+            overrides: Vec::new(),
         })
     }
 
@@ -495,6 +542,17 @@ fn parse_account_fields(
         critical_threshold: common.critical_threshold,
         max_in_flight: common.max_in_flight,
     })
+}
+
+/// The metrics path must not hide the landing page or the health endpoints.
+fn check_telemetry_path(path: &str) -> Result<(), String> {
+    let reserved = path == "/" || path.starts_with("/-/");
+    if !path.starts_with('/') || reserved || path.chars().any(|c| c.is_whitespace() || c == '?') {
+        return Err(format!(
+            "{path:?} is not a path such as /metrics (not /, nor under /-/)"
+        ));
+    }
+    Ok(())
 }
 
 /// An account name becomes a label value and landing page text.

@@ -145,7 +145,7 @@ fn time(at: SystemTime) -> String {
 }
 
 /// The page for these accounts as of `now`, which is passed in so that tests control the ages.
-pub fn page(statuses: &[AccountStatus], now: SystemTime) -> String {
+pub fn page(statuses: &[AccountStatus], metrics_path: &str, now: SystemTime) -> String {
     let mut rows = String::new();
     for status in statuses {
         let health = health(status);
@@ -205,13 +205,18 @@ pub fn page(statuses: &[AccountStatus], now: SystemTime) -> String {
     let checked = statuses
         .iter()
         .any(|s| s.up || s.last_error.is_some() || s.last_good.is_some());
+    let metrics = escape(metrics_path);
     let note = if checked {
-        "<p>Balances are checked when <a href=\"/metrics\">/metrics</a> is scraped, at most \
-         once per min-interval per account; this page shows the latest results.</p>"
+        format!(
+            "<p>Balances are checked when <a href=\"{metrics}\">{metrics}</a> is scraped, at \
+             most once per min-interval per account; this page shows the latest results.</p>"
+        )
     } else {
-        "<p class=\"note\">No account has been checked yet. Balances are checked when \
-         /metrics is scraped (by Prometheus, or now: <a href=\"/metrics\">check now</a>), \
-         then shown here.</p>"
+        format!(
+            "<p class=\"note\">No account has been checked yet. Balances are checked when \
+             {metrics} is scraped (by Prometheus, or now: <a href=\"{metrics}\">check \
+             now</a>), then shown here.</p>"
+        )
     };
     format!(
         r#"<!DOCTYPE html>
@@ -241,7 +246,7 @@ Version {version} (revision {revision}).</p>
 <div class="scroll"><table>
 <tr><th>Account</th><th class="num">Balance</th><th>State</th><th class="num">Warning at</th><th class="num">Critical at</th><th>Last success</th><th>Min-interval</th></tr>
 {rows}</table></div>
-<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p><a href="{metrics}">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <p><small>Page generated {generated}.</small></p>
 <script>
 for (const t of document.querySelectorAll("time[datetime]")) {{
@@ -430,7 +435,11 @@ mod tests {
 
     #[test]
     fn the_last_success_is_a_utc_time_element_with_its_age() {
-        let page = page(&[checked(25_490, now() - Duration::from_secs(180))], now());
+        let page = page(
+            &[checked(25_490, now() - Duration::from_secs(180))],
+            "/metrics",
+            now(),
+        );
         assert!(
             page.contains(
                 "<time datetime=\"2026-12-03T07:09:00Z\">2026-12-03 07:09:00 UTC</time>\
@@ -445,7 +454,7 @@ mod tests {
     fn a_checked_account_shows_its_balance_thresholds_state_and_min_interval() {
         let mut status = with_thresholds(checked(25_490, now()), 30_000, 10_000);
         status.min_interval = Duration::from_secs(120);
-        let page = page(&[status], now());
+        let page = page(&[status], "/metrics", now());
         for expected in [
             "<td class=\"num\">Rp 25.490</td>",
             "<span class=\"state low\">low</span>",
@@ -463,7 +472,7 @@ mod tests {
         let mut status = checked(25_490, now() - Duration::from_secs(7200));
         status.up = false;
         status.last_error = Some(Reason::Timeout);
-        let page = page(&[status], now());
+        let page = page(&[status], "/metrics", now());
         for expected in [
             "<span class=\"state down\">down</span>: no answer within 10s (timeout)",
             "Rp 25.490<br><small>at the last success</small>",
@@ -475,13 +484,25 @@ mod tests {
 
     #[test]
     fn before_any_check_the_page_says_that_checks_run_on_scrape_and_links_metrics() {
-        let page = page(&[account("toko-pusat"), account("ppob-utama")], now());
+        let page = page(
+            &[account("toko-pusat"), account("ppob-utama")],
+            "/metrics",
+            now(),
+        );
         assert!(page.contains(
             "Balances are checked when /metrics is scraped (by Prometheus, or now: \
              <a href=\"/metrics\">check now</a>)"
         ));
         assert!(page.contains("<span class=\"state unchecked\">not checked yet</span>"));
         assert!(page.contains("<td>never</td>"));
+    }
+
+    #[test]
+    fn the_links_follow_the_telemetry_path() {
+        let page = page(&[account("toko-pusat")], "/saldo/metrics", now());
+        assert!(page.contains("<a href=\"/saldo/metrics\">check now</a>"));
+        assert!(page.contains("<a href=\"/saldo/metrics\">Metrics</a>"));
+        assert!(!page.contains("\"/metrics\""));
     }
 
     #[test]
@@ -492,7 +513,7 @@ mod tests {
             balance.holder = Some("<img src=x onerror=alert(1)>".into());
             balance.currency = "<i>".into();
         }
-        let page = page(&[status], now());
+        let page = page(&[status], "/metrics", now());
         assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
         assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
         assert!(page.contains("&lt;i&gt; 1"));

@@ -1,29 +1,49 @@
 //! The `saldo_exporter` command: flags and exit codes only; the work is in the library.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use saldo_exporter::config::{Config, ConfigError};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use saldo_exporter::config::{Config, ConfigError, Override};
+use saldo_exporter::providers::REGISTRY;
 use saldo_exporter::web::WebConfig;
 use saldo_exporter::{server, telemetry};
 
 /// Prometheus exporter for the deposit balances (saldo) held with Indonesian PPOB and payment
-/// suppliers. Configured by SALDO_* environment variables; see the README.
+/// suppliers. Configured by SALDO_* environment variables (listed below; see the README); the
+/// flags named like node_exporter's override the variable each one mirrors.
 #[derive(Parser)]
-#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("BUILD_REVISION"), ")"))]
+#[command(name = "saldo_exporter", disable_version_flag = true)]
 struct Cli {
+    /// Address to serve /metrics and the landing page on [SALDO_LISTEN_ADDRESS]
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", global = true)]
+    listen_address: Option<String>,
+    /// Path under which to serve the metrics [SALDO_TELEMETRY_PATH]
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    telemetry_path: Option<String>,
+    /// Web configuration file: TLS, basic auth, headers, in the format of Prometheus' own
+    /// exporters [SALDO_WEB_CONFIG_FILE]
+    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
+    web_config_file: Option<String>,
+    /// YAML file of accounts [SALDO_CONFIG_FILE]
+    #[arg(long = "config.file", value_name = "FILE")]
+    config_file: Option<String>,
+    /// Log level (trace, debug, info, warn, error, off) or a filter such as info,hyper=debug
+    /// [SALDO_LOG_LEVEL]
+    #[arg(long = "log.level", value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format: text or json [SALDO_LOG_FORMAT]
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    log_format: Option<String>,
     /// Validate the configuration, print a summary and exit (0 when valid, 2 when not).
     #[arg(long)]
     check_config: bool,
-    /// Also start two simulated suppliers on loopback and collect their accounts: live
-    /// balances without credentials.
+    /// Also start a simulated supplier of every kind on loopback and collect one account at
+    /// each: live balances without credentials.
     #[arg(long)]
     demo: bool,
-    /// Web configuration file (TLS, basic auth, headers) in the format of Prometheus' own
-    /// exporters; overrides SALDO_WEB_CONFIG_FILE.
-    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
-    web_config_file: Option<std::path::PathBuf>,
+    /// Print the version, revision and build details, and exit.
+    #[arg(long)]
+    version: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,13 +55,94 @@ enum Command {
     Healthcheck,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Healthcheck) = cli.command {
-        return healthcheck(cli.web_config_file.as_deref());
+impl Cli {
+    /// The flags given, as overrides of the variables they mirror.
+    fn overrides(&self) -> Vec<Override> {
+        [
+            (
+                "SALDO_LISTEN_ADDRESS",
+                "--web.listen-address",
+                &self.listen_address,
+            ),
+            (
+                "SALDO_TELEMETRY_PATH",
+                "--web.telemetry-path",
+                &self.telemetry_path,
+            ),
+            (
+                "SALDO_WEB_CONFIG_FILE",
+                "--web.config.file",
+                &self.web_config_file,
+            ),
+            ("SALDO_CONFIG_FILE", "--config.file", &self.config_file),
+            ("SALDO_LOG_LEVEL", "--log.level", &self.log_level),
+            ("SALDO_LOG_FORMAT", "--log.format", &self.log_format),
+        ]
+        .into_iter()
+        .filter_map(|(variable, flag, value)| {
+            Some(Override {
+                variable,
+                flag,
+                value: value.clone()?,
+            })
+        })
+        .collect()
     }
-    let config = match Config::from_env().and_then(|mut config| {
-        config.web = load_web_config(cli.web_config_file.as_deref(), &config)?;
+}
+
+/// Every variable, for `--help`.
+fn variables() -> String {
+    let providers: Vec<String> = REGISTRY
+        .iter()
+        .map(|entry| format!("SALDO_{}_*", entry.name.to_uppercase()))
+        .collect();
+    format!(
+        "Environment variables (a flag above wins over the variable it mirrors):
+  SALDO_LISTEN_ADDRESS         address to listen on [default: 0.0.0.0:9866]
+  SALDO_TELEMETRY_PATH         path of the metrics [default: /metrics]
+  SALDO_MIN_INTERVAL           at most one check per account per interval [default: 30s]
+  SALDO_TIMEOUT                limit for one check [default: 10s]
+  SALDO_MAX_IN_FLIGHT          requests in flight per supplier host [default: 16]
+  SALDO_CONFIG_FILE            YAML file of accounts
+  SALDO_WEB_CONFIG_FILE        web configuration (TLS, basic auth, headers)
+  SALDO_LOG_LEVEL              log level or filter [default: info]
+  SALDO_LOG_FORMAT             text or json [default: text]
+  SALDO_<PROVIDER>_<FIELD>     one account of that provider, e.g. SALDO_ISIKUOTA_API_KEY;
+                               every field also as <NAME>_FILE, holding a path
+Providers: {}",
+        providers.join(", ")
+    )
+}
+
+/// Like Prometheus' `version` package prints it.
+fn version() -> String {
+    format!(
+        "saldo_exporter, version {} (revision: {})
+  rustc version:    {}
+  platform:         {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("BUILD_REVISION"),
+        env!("BUILD_RUSTC_VERSION"),
+        env!("BUILD_TARGET"),
+    )
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().after_help(variables()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    if cli.version {
+        println!("{}", version());
+        return ExitCode::SUCCESS;
+    }
+    let overrides = cli.overrides();
+    if let Some(Command::Healthcheck) = cli.command {
+        return healthcheck(&overrides);
+    }
+    let config = match Config::from_env_with(&overrides).and_then(|mut config| {
+        config.web = load_web_config(&config)?;
         if !cli.demo {
             config.require_accounts()?;
         }
@@ -91,10 +192,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn healthcheck(web_config_file: Option<&std::path::Path>) -> ExitCode {
+fn healthcheck(overrides: &[Override]) -> ExitCode {
     // Only the listen address and TLS matter here; the accounts were checked at start.
-    let config = Config::from_env().and_then(|mut config| {
-        config.web = load_web_config(web_config_file, &config)?;
+    let config = Config::from_env_with(overrides).and_then(|mut config| {
+        config.web = load_web_config(&config)?;
         Ok(config)
     });
     let (listen, https) = match config {
@@ -118,13 +219,16 @@ fn healthcheck(web_config_file: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-/// The web configuration: `--web.config.file` if given, else `SALDO_WEB_CONFIG_FILE`; only one
-/// of them is read.
-fn load_web_config(flag: Option<&Path>, config: &Config) -> Result<WebConfig, ConfigError> {
-    let loaded = match (flag, &config.web_config_file) {
-        (Some(path), _) => WebConfig::load(path, "--web.config.file")?,
-        (None, Some(path)) => WebConfig::load(path, "SALDO_WEB_CONFIG_FILE")?,
-        (None, None) => WebConfig::default(),
+/// The web configuration named by `--web.config.file` or, failing that,
+/// `SALDO_WEB_CONFIG_FILE`: only one of them is read.
+fn load_web_config(config: &Config) -> Result<WebConfig, ConfigError> {
+    let Some(path) = &config.web_config_file else {
+        return Ok(WebConfig::default());
     };
-    Ok(loaded)
+    let setting = config
+        .overrides
+        .iter()
+        .find(|o| o.variable == "SALDO_WEB_CONFIG_FILE")
+        .map_or("SALDO_WEB_CONFIG_FILE", |o| o.flag);
+    Ok(WebConfig::load(path, setting)?)
 }

@@ -46,7 +46,8 @@ pub struct App {
     pub web: Arc<Live>,
     /// The check timeout, and the scrape deadline when Prometheus sends none.
     pub timeout: Duration,
-    pub min_interval: Duration,
+    /// Where the metrics are served (`--web.telemetry-path`).
+    pub telemetry_path: String,
 }
 
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -230,7 +231,7 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
         return response;
     }
     match request.uri().path() {
-        "/metrics" => {
+        path if path == app.telemetry_path => {
             // HEAD asks for the headers only (a link checker, a probe): it must not make the
             // exporter call the suppliers.
             if request.method() == Method::GET {
@@ -246,7 +247,11 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
         "/" => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing::page(&app.collector.statuses(), SystemTime::now()),
+            landing::page(
+                &app.collector.statuses(),
+                &app.telemetry_path,
+                SystemTime::now(),
+            ),
         ),
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
         // Configuration is loaded and checked before the listener exists, so serving means ready.

@@ -109,3 +109,99 @@ fn the_web_config_flag_overrides_the_variable_instead_of_adding_to_it() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn help_lists_every_flag_with_the_variable_it_mirrors_and_every_variable() {
+    let help = run(&[], &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for (flag, variable) in [
+        ("--web.listen-address", "SALDO_LISTEN_ADDRESS"),
+        ("--web.telemetry-path", "SALDO_TELEMETRY_PATH"),
+        ("--web.config.file", "SALDO_WEB_CONFIG_FILE"),
+        ("--config.file", "SALDO_CONFIG_FILE"),
+        ("--log.level", "SALDO_LOG_LEVEL"),
+        ("--log.format", "SALDO_LOG_FORMAT"),
+    ] {
+        let line = text
+            .lines()
+            .position(|line| line.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} missing from --help:\n{text}"));
+        // The variable is named in the flag's description, which may wrap.
+        let description: String = text.lines().skip(line).take(4).collect();
+        assert!(
+            description.contains(&format!("[{variable}]")),
+            "{flag}: {description}"
+        );
+    }
+    for variable in [
+        "SALDO_LISTEN_ADDRESS",
+        "SALDO_TELEMETRY_PATH",
+        "SALDO_MIN_INTERVAL",
+        "SALDO_TIMEOUT",
+        "SALDO_MAX_IN_FLIGHT",
+        "SALDO_CONFIG_FILE",
+        "SALDO_WEB_CONFIG_FILE",
+        "SALDO_LOG_LEVEL",
+        "SALDO_LOG_FORMAT",
+        "SALDO_ISIKUOTA_*",
+        "SALDO_AYOPOP_*",
+    ] {
+        assert!(text.contains(variable), "{variable} missing from --help");
+    }
+}
+
+#[test]
+fn version_names_the_binary_revision_and_rustc_like_prometheus_exporters() {
+    let output = run(&[], &["--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "saldo_exporter, version {} (revision: ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("rustc version:    rustc 1."), "{text}");
+    assert!(text.contains("platform:         "), "{text}");
+}
+
+#[test]
+fn a_flag_wins_over_its_variable_and_its_errors_name_the_flag() {
+    let mut env = ISIKUOTA.to_vec();
+    env.push(("SALDO_LOG_LEVEL", "verbose"));
+    env.push(("SALDO_LISTEN_ADDRESS", "nowhere"));
+    // The broken variables are overridden, so the configuration is valid.
+    let output = run(
+        &env,
+        &[
+            "--check-config",
+            "--log.level=debug",
+            "--web.listen-address=127.0.0.1:9866",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (flag, value) in [
+        ("--web.listen-address", "nowhere"),
+        ("--web.telemetry-path", "/-/healthy"),
+        ("--config.file", "/nonexistent/accounts.yml"),
+        ("--log.level", "verbose"),
+        ("--log.format", "xml"),
+        ("--web.config.file", "/nonexistent/web.yml"),
+    ] {
+        let output = run(&ISIKUOTA, &["--check-config", &format!("{flag}={value}")]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("saldo_exporter: invalid configuration: {flag}")),
+            "{flag}: {stderr}"
+        );
+    }
+}

@@ -206,3 +206,66 @@ async fn every_log_line_is_one_json_object_with_time_level_and_message() {
     assert_eq!(failure["span"]["account"], "toko-pusat");
     assert!(events.iter().any(|e| e["message"] == "balance check succeeded" && e["duration_seconds"].is_number()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_exporter_style_flags_serve_the_telemetry_path_and_hold_across_a_reload() {
+    let pusat = Simulator::start(Kind::Isikuota, Decimal::from(1_000_000))
+        .await
+        .unwrap();
+    let cabang = Simulator::start(Kind::Isikuota, Decimal::from(2_000_000))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("saldo.yml");
+    std::fs::write(&file, accounts_file(&[(&pusat, "pusat")])).unwrap();
+    // The variable names a file that does not exist: the flag must win, at start and on reload.
+    let exporter = Exporter::start_like_a_user(
+        &[setting("CONFIG_FILE", "/nonexistent/accounts.yml")],
+        &[
+            &format!("--config.file={}", file.display()),
+            "--web.telemetry-path=/saldo/metrics",
+            "--log.format=json",
+        ],
+    )
+    .await;
+    let client = support::client();
+    let text = client
+        .get(exporter.url("/saldo/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(accounts(&text), ["pusat"]);
+    let old_path = client.get(exporter.url("/metrics")).send().await.unwrap();
+    assert_eq!(old_path.status(), 404);
+    let landing = client
+        .get(exporter.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(landing.contains("href=\"/saldo/metrics\""));
+
+    std::fs::write(
+        &file,
+        accounts_file(&[(&pusat, "pusat"), (&cabang, "cabang")]),
+    )
+    .unwrap();
+    hang_up(&exporter);
+    poll(|| (log_count(&exporter, "configuration reloaded") == 1).then_some(()))
+        .await
+        .unwrap_or_else(|| panic!("no reload:\n{}", exporter.output()));
+    let text = client
+        .get(exporter.url("/saldo/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(accounts(&text), ["cabang", "pusat"]);
+}
