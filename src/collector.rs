@@ -8,11 +8,13 @@
 //! finishes in the background and its result serves the next scrape.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
+use hyper::body::Bytes;
 use rust_decimal::Decimal;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -74,15 +76,80 @@ pub struct Collector {
     /// Swapped whole on a configuration reload; scrapes work on the snapshot they took.
     accounts: RwLock<Arc<[Arc<Account>]>>,
     metrics: Arc<Metrics>,
-    /// The last `saldo_*` text and the generation it shows. Rendering resets and refills
-    /// gauges, so two renders must not interleave: this lock serialises them.
-    rendered: Mutex<Option<(u64, Arc<str>)>>,
+    /// The last `saldo_*` text and the generation it shows. The lock is held only to read or
+    /// swap the slot, never while rendering.
+    rendered: Mutex<Option<(u64, Arc<Part>)>>,
     /// Bumped whenever a check records its result or the accounts change, the only times the
     /// `saldo_*` text changes.
     generation: Arc<AtomicU64>,
     /// The last `process_*` text and when it was read: reading `/proc` costs as much as the
     /// rest of a cached scrape, and an age under a second is below what a scraper can tell.
-    process: Mutex<Option<(std::time::Instant, Arc<str>)>>,
+    process: Mutex<Option<(std::time::Instant, Arc<Part>)>>,
+    /// Runs in the middle of a render, after the snapshot: tests look at the locks from there.
+    #[cfg(test)]
+    during_render: Mutex<Option<RenderHook>>,
+}
+
+#[cfg(test)]
+type RenderHook = Box<dyn Fn(&Collector) + Send>;
+
+/// One part of the exposition (the `process_*` or the `saldo_*` families), plain and, once a
+/// client has asked for it, gzip-compressed: a warm compressed scrape compresses nothing.
+pub struct Part {
+    text: Bytes,
+    gzip: OnceLock<Bytes>,
+}
+
+impl Part {
+    fn new(text: String) -> Self {
+        Self {
+            text: Bytes::from(text),
+            gzip: OnceLock::new(),
+        }
+    }
+
+    pub fn text(&self) -> &Bytes {
+        &self.text
+    }
+
+    /// The text as one gzip member. Members concatenate into a valid gzip stream (RFC 1952
+    /// §2.2), so the parts are compressed apart and joined as they are.
+    pub fn gzip(&self) -> &Bytes {
+        self.gzip.get_or_init(|| {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(self.text.len() / 8),
+                // Level 1: most of the size reduction at a fraction of the default level's
+                // cost; the result is kept until the text changes.
+                flate2::Compression::fast(),
+            );
+            encoder
+                .write_all(&self.text)
+                .and_then(|()| encoder.finish())
+                .map(Bytes::from)
+                .expect("compressing into memory cannot fail")
+        })
+    }
+}
+
+/// What a scrape serves: the parts, in order.
+pub struct Exposition {
+    pub parts: [Arc<Part>; 2],
+}
+
+impl Exposition {
+    /// The plain text, or with `gzip` the compressed body.
+    pub fn body(&self, gzip: bool) -> Bytes {
+        let pieces: Vec<&Bytes> = self
+            .parts
+            .iter()
+            .map(|part| if gzip { part.gzip() } else { part.text() })
+            .collect();
+        let mut body = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        for piece in pieces {
+            body.extend_from_slice(piece);
+        }
+        Bytes::from(body)
+    }
 }
 
 /// How long the `process_*` text is reused.
@@ -114,6 +181,8 @@ impl Collector {
             rendered: Mutex::new(None),
             generation: Arc::new(AtomicU64::new(0)),
             process: Mutex::new(None),
+            #[cfg(test)]
+            during_render: Mutex::new(None),
         };
         collector.replace(targets);
         collector
@@ -206,48 +275,67 @@ impl Collector {
         }
     }
 
-    /// The exposition text, reflecting the state right now. The `saldo_*` part is rendered
-    /// again only when a check has finished or the accounts changed since the last render.
+    /// The exposition text, reflecting the state right now.
     pub fn render(&self) -> String {
-        let accounts = {
-            let mut rendered = lock(&self.rendered);
-            // Read before the states: a change meanwhile makes the next render redo the text.
-            let generation = self.generation.load(Ordering::Acquire);
-            match &*rendered {
-                Some((shown, text)) if *shown == generation => Arc::clone(text),
-                _ => {
-                    let accounts = self.accounts();
-                    let states: Vec<_> = accounts.iter().map(|a| lock(&a.state)).collect();
-                    let views = accounts
-                        .iter()
-                        .zip(&states)
-                        .map(|(account, state)| AccountView {
-                            provider: account.target.provider,
-                            account: &account.target.account,
-                            up: matches!(state.latest, Some(Ok(()))),
-                            last_good: state.last_good.as_ref().map(|(b, at)| (b, *at)),
-                        });
-                    let text: Arc<str> = self.metrics.render_accounts(views).into();
-                    *rendered = Some((generation, Arc::clone(&text)));
-                    text
-                }
+        String::from_utf8(self.exposition().body(false).to_vec()).expect("the text format is UTF-8")
+    }
+
+    /// The exposition, reflecting the state right now. The `saldo_*` part is rendered again
+    /// only when a check has finished or the accounts changed since the last render, from a
+    /// snapshot taken one account at a time: a check finishing during a render never waits for
+    /// it, and no lock is held across a render.
+    pub fn exposition(&self) -> Exposition {
+        // Read before the states: a change meanwhile makes the next render redo the text.
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = lock(&self.rendered)
+            .as_ref()
+            .filter(|(shown, _)| *shown == generation)
+            .map(|(_, part)| Arc::clone(part));
+        let accounts = cached.unwrap_or_else(|| {
+            let accounts = self.accounts();
+            let snapshot: Vec<(bool, Option<(Balance, SystemTime)>)> = accounts
+                .iter()
+                .map(|account| {
+                    let state = lock(&account.state);
+                    (
+                        matches!(state.latest, Some(Ok(()))),
+                        state.last_good.clone(),
+                    )
+                })
+                .collect();
+            let views = accounts
+                .iter()
+                .zip(&snapshot)
+                .map(|(account, (up, last_good))| AccountView {
+                    provider: account.target.provider,
+                    account: &account.target.account,
+                    up: *up,
+                    last_good: last_good.as_ref().map(|(b, at)| (b, *at)),
+                });
+            #[cfg(test)]
+            if let Some(hook) = lock(&self.during_render).as_ref() {
+                hook(self);
             }
-        };
-        let process = {
-            let mut process = lock(&self.process);
-            match &*process {
-                Some((read, text)) if read.elapsed() < PROCESS_MAX_AGE => Arc::clone(text),
-                _ => {
-                    let text: Arc<str> = self.metrics.render_process().into();
-                    *process = Some((std::time::Instant::now(), Arc::clone(&text)));
-                    text
-                }
+            let part = Arc::new(Part::new(self.metrics.render_accounts(views)));
+            let mut slot = lock(&self.rendered);
+            // Two renders may race; the newer generation stays.
+            if slot.as_ref().is_none_or(|(shown, _)| *shown <= generation) {
+                *slot = Some((generation, Arc::clone(&part)));
             }
-        };
-        let mut text = String::with_capacity(process.len() + accounts.len());
-        text.push_str(&process);
-        text.push_str(&accounts);
-        text
+            part
+        });
+        let cached = lock(&self.process)
+            .as_ref()
+            .filter(|(read, _)| read.elapsed() < PROCESS_MAX_AGE)
+            .map(|(_, part)| Arc::clone(part));
+        let process = cached.unwrap_or_else(|| {
+            let part = Arc::new(Part::new(self.metrics.render_process()));
+            *lock(&self.process) = Some((std::time::Instant::now(), Arc::clone(&part)));
+            part
+        });
+        Exposition {
+            parts: [process, accounts],
+        }
     }
 
     /// Every account's settings and latest outcome. Each account's lock is held only while its
@@ -459,6 +547,52 @@ mod tests {
             check: upstream.check(),
         };
         Arc::new(Collector::new(vec![target], Arc::new(Metrics::new())))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_can_record_its_result_while_a_render_is_in_progress() {
+        let upstream = Upstream::new(&[Ok(1_000_000)]);
+        let collector = collector(&upstream);
+        scrape(&collector).await;
+        collector.generation.fetch_add(1, Ordering::Release);
+        let free = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&free);
+        *lock(&collector.during_render) = Some(Box::new(move |collector: &Collector| {
+            // What a finishing check needs is its account's state lock: it must be free.
+            let all_free = collector
+                .accounts()
+                .iter()
+                .all(|account| account.state.try_lock().is_ok());
+            seen.store(all_free, Ordering::SeqCst);
+        }));
+        let text = collector.render();
+        assert!(
+            free.load(Ordering::SeqCst),
+            "a render held an account's lock"
+        );
+        assert!(text.contains("saldo_balance{"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gzip_body_is_the_text_compressed_and_is_made_once_per_change() {
+        use std::io::Read as _;
+
+        let upstream = Upstream::new(&[Ok(1_000_000)]);
+        let collector = collector(&upstream);
+        scrape(&collector).await;
+        let exposition = collector.exposition();
+        let mut decoded = String::new();
+        flate2::read::MultiGzDecoder::new(&exposition.body(true)[..])
+            .read_to_string(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded.as_bytes(), &exposition.body(false)[..]);
+        assert!(decoded.contains("saldo_balance{"));
+        // A second scrape without a change reuses the compressed accounts part.
+        let again = collector.exposition();
+        assert!(std::ptr::eq(
+            exposition.parts[1].gzip().as_ptr(),
+            again.parts[1].gzip().as_ptr()
+        ));
     }
 
     async fn scrape(collector: &Collector) -> String {

@@ -96,14 +96,6 @@ macro_rules! metrics {
 metrics! {
     /// Every metric the exporter serves, besides the process metrics.
     pub struct Metrics {
-        /// The account's balance as last fetched successfully from the provider, in the
-        /// currency's main unit (rupiah for IDR). Checked when /metrics is scraped, at most once
-        /// per min-interval, so the value can be up to one min-interval old; kept after failures.
-        pub balance: GaugeVec["provider", "account", "currency"],
-        /// 1 if the latest balance check of the account succeeded, else 0.
-        pub up: IntGaugeVec["provider", "account"],
-        /// Unix time of the latest successful balance check.
-        pub last_success_timestamp_seconds: GaugeVec["provider", "account"],
         /// Low-balance threshold configured for the account, by severity.
         pub balance_threshold: GaugeVec["provider", "account", "severity"],
         /// Sum of the decreases observed between successive successful checks (money spent).
@@ -124,6 +116,53 @@ metrics! {
         pub config_last_reload_successful: IntGaugeVec[],
         /// Unix time of the latest successful configuration load, at start or by reload.
         pub config_last_reload_success_timestamp_seconds: GaugeVec[],
+    }
+}
+
+/// The gauges that describe each account's state now. They are built afresh from a snapshot
+/// of the accounts at every render, never reset and refilled in place, so concurrent renders
+/// need no lock and a removed account leaves no stale series (Prometheus' "Writing exporters":
+/// state from a snapshot, in a custom collector).
+struct StateGauges {
+    balance: GaugeVec,
+    up: IntGaugeVec,
+    last_success_timestamp_seconds: GaugeVec,
+}
+
+impl StateGauges {
+    fn new() -> prometheus::Result<Self> {
+        Ok(Self {
+            balance: <GaugeVec as Family>::create(
+                "saldo_balance",
+                "The account's balance as last fetched successfully from the provider, in the \
+                 currency's main unit (rupiah for IDR). Checked when /metrics is scraped, at most \
+                 once per min-interval, so the value can be up to one min-interval old; kept \
+                 after failures.",
+                &["provider", "account", "currency"],
+            )?,
+            up: <IntGaugeVec as Family>::create(
+                "saldo_up",
+                "1 if the latest balance check of the account succeeded, else 0.",
+                &["provider", "account"],
+            )?,
+            last_success_timestamp_seconds: <GaugeVec as Family>::create(
+                "saldo_last_success_timestamp_seconds",
+                "Unix time of the latest successful balance check.",
+                &["provider", "account"],
+            )?,
+        })
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        [
+            self.balance.collect(),
+            self.up.collect(),
+            self.last_success_timestamp_seconds.collect(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|family| !family.get_metric().is_empty())
+        .collect()
     }
 }
 
@@ -266,8 +305,7 @@ impl Metrics {
         }
     }
 
-    /// Fills the state gauges from `accounts` and encodes everything in the text format. The
-    /// caller serialises calls, since the gauges are reset and refilled.
+    /// The state gauges of `accounts` and every other metric, in the text format.
     pub fn render<'a>(&self, accounts: impl Iterator<Item = AccountView<'a>>) -> String {
         let mut text = self.render_process();
         text.push_str(&self.render_accounts(accounts));
@@ -282,25 +320,28 @@ impl Metrics {
     /// Like [`Metrics::render`], but only the `saldo_*` families, which change only when a
     /// check finishes or the accounts change.
     pub fn render_accounts<'a>(&self, accounts: impl Iterator<Item = AccountView<'a>>) -> String {
-        // Reset first, so a series appears only while the state says it should (no balance
-        // before the first success) and a changed currency leaves no stale series behind.
-        self.balance.reset();
-        self.up.reset();
-        self.last_success_timestamp_seconds.reset();
+        // A series appears only while the state says it should: no balance before the first
+        // success, and no series left behind by a changed currency.
+        let state = StateGauges::new().expect("metric names are valid");
         for view in accounts {
             let labels = [view.provider, view.account];
-            self.up.with_label_values(&labels).set(i64::from(view.up));
+            state.up.with_label_values(&labels).set(i64::from(view.up));
             if let Some((balance, at)) = view.last_good {
-                self.balance
+                state
+                    .balance
                     .with_label_values(&[view.provider, view.account, &balance.currency])
                     .set(to_f64(balance.amount));
                 let seconds = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-                self.last_success_timestamp_seconds
+                state
+                    .last_success_timestamp_seconds
                     .with_label_values(&labels)
                     .set(seconds.as_secs_f64());
             }
         }
-        encode(&self.registry.gather())
+        let mut families = self.registry.gather();
+        families.extend(state.collect());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        encode(&families)
     }
 }
 

@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{
+    ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, VARY,
+    WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -238,11 +241,18 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
                 let budget = scrape_budget(request.headers(), app.timeout);
                 app.collector.refresh(Instant::now() + budget).await;
             }
-            respond(
-                StatusCode::OK,
-                metrics::CONTENT_TYPE,
-                app.collector.render(),
-            )
+            let gzip = accepts_gzip(request.headers());
+            let mut response = Response::new(Full::new(app.collector.exposition().body(gzip)));
+            let headers = response.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+            if gzip {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
         }
         "/" => respond(
             StatusCode::OK,
@@ -258,6 +268,28 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
         "/-/ready" => text(StatusCode::OK, "Ready\n"),
         _ => text(StatusCode::NOT_FOUND, "Not found\n"),
     }
+}
+
+/// Whether the client takes a gzip body (Prometheus asks for it on every scrape). A `q=0`
+/// refuses it, as RFC 9110 says.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|param| {
+                param
+                    .trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 /// How long a scrape may wait for checks: Prometheus' timeout less a margin, or the check
@@ -334,6 +366,23 @@ mod tests {
             assert_eq!(budget(Some(value)), Duration::ZERO, "{value}");
         }
         assert_eq!(budget(Some("0.6")), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn gzip_is_served_only_to_clients_that_accept_it() {
+        let accepts = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(value));
+            accepts_gzip(&headers)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("identity, gzip;q=0.5"));
+        assert!(accepts("GZIP"));
+        assert!(accepts("*"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.0, identity"));
+        assert!(!accepts("deflate, br"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -141,6 +142,10 @@ async fn every_dashboard_query_returns_data_from_a_live_prometheus() {
             .unwrap_or_else(|| panic!("never true: {condition}\n{}", stack.diagnostics()));
     }
 
+    // Prometheus asks for gzip, and got it: the data above came through compressed answers.
+    let gzip = stack.relay.gzip_answers.load(Ordering::SeqCst);
+    assert!(gzip > 0, "no scrape was answered with gzip");
+
     let mut problems = Vec::new();
     let mut checked = 0;
     for path in dashboard_files() {
@@ -196,6 +201,8 @@ async fn every_dashboard_query_returns_data_from_a_live_prometheus() {
 struct Stack {
     suppliers: Suppliers,
     exporter: Exporter,
+    /// Between Prometheus and the exporter, to see what travels.
+    relay: ScrapeRelay,
     prometheus: Process,
     alertmanager: Option<(Process, Webhook)>,
     client: reqwest::Client,
@@ -276,6 +283,7 @@ receivers:
             None
         };
 
+        let relay = ScrapeRelay::start(exporter.address).await;
         std::fs::write(dir.path().join("saldo.rules.yml"), shortened_rules()).unwrap();
         let alerting_section = match &alertmanager {
             Some((process, _)) => format!(
@@ -297,7 +305,7 @@ rule_files: [saldo.rules.yml]
     static_configs:
       - targets: ["{}"]
 "#,
-                exporter.address
+                relay.address
             ),
         )
         .unwrap();
@@ -317,6 +325,7 @@ rule_files: [saldo.rules.yml]
         let stack = Stack {
             suppliers,
             exporter,
+            relay,
             prometheus,
             alertmanager,
             client,
@@ -386,7 +395,7 @@ rule_files: [saldo.rules.yml]
 
     /// `labels` plus the target labels Prometheus adds to every series of the exporter.
     fn expected_labels(&self, labels: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let instance = self.exporter.address.to_string();
+        let instance = self.relay.address.to_string();
         labels
             .iter()
             .map(|&(k, v)| (k.to_owned(), v.to_owned()))
@@ -456,7 +465,7 @@ rule_files: [saldo.rules.yml]
         }
         let setup = [
             ("job", vec!["saldo".to_owned()]),
-            ("instance", vec![self.exporter.address.to_string()]),
+            ("instance", vec![self.relay.address.to_string()]),
             ("provider", vec!["ayopop".into(), "isikuota".into()]),
             (
                 "account",
@@ -857,4 +866,57 @@ fn free_port() -> u16 {
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A TCP relay from Prometheus to the exporter that counts the answers sent with
+/// `Content-Encoding: gzip`.
+struct ScrapeRelay {
+    address: SocketAddr,
+    gzip_answers: Arc<AtomicUsize>,
+    _task: JoinHandle<()>,
+}
+
+impl ScrapeRelay {
+    async fn start(exporter: SocketAddr) -> ScrapeRelay {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let gzip_answers = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&gzip_answers);
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(exporter).await else {
+                    continue;
+                };
+                let (mut from_prometheus, mut to_prometheus) = inbound.into_split();
+                let (mut from_exporter, mut to_exporter) = outbound.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_prometheus, &mut to_exporter).await;
+                });
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    const MARK: &[u8] = b"content-encoding: gzip";
+                    let mut buffer = vec![0; 64 * 1024];
+                    // The end of the previous read, so a header split across reads is found.
+                    let mut carry: Vec<u8> = Vec::new();
+                    while let Ok(read) = from_exporter.read(&mut buffer).await {
+                        if read == 0 || to_prometheus.write_all(&buffer[..read]).await.is_err() {
+                            break;
+                        }
+                        let mut seen = std::mem::take(&mut carry);
+                        seen.extend(buffer[..read].iter().map(u8::to_ascii_lowercase));
+                        let found = seen.windows(MARK.len()).filter(|w| *w == MARK).count();
+                        counter.fetch_add(found, Ordering::SeqCst);
+                        carry = seen[seen.len().saturating_sub(MARK.len() - 1)..].to_vec();
+                    }
+                });
+            }
+        });
+        ScrapeRelay {
+            address,
+            gzip_answers,
+            _task: task,
+        }
+    }
 }
