@@ -314,7 +314,11 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError>
             "the answer is not a JSON object".into(),
         ));
     }
-    Ok(serde_json::from_slice(body)?)
+    // serde skips the strings of fields it ignores without checking them, so a body that is
+    // not JSON at all (invalid UTF-8 there) would still give a balance.
+    let text = std::str::from_utf8(body)
+        .map_err(|_| UpstreamError::Decode("the answer is not UTF-8 text".into()))?;
+    Ok(serde_json::from_str(text)?)
 }
 
 /// The `data` object both seeded providers answer with: a balance, usually a currency, and
