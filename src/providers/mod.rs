@@ -19,6 +19,7 @@ pub mod iak;
 pub mod isikuota;
 pub mod simulator;
 pub mod token;
+pub mod vipreseller;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -45,6 +46,7 @@ pub static REGISTRY: &[&Registration] = &[
     &ayopop::PROVIDER,
     &digiflazz::PROVIDER,
     &iak::PROVIDER,
+    &vipreseller::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.
@@ -442,7 +444,10 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop", "digiflazz", "iak"]);
+        assert_eq!(
+            *NAMES,
+            ["isikuota", "ayopop", "digiflazz", "iak", "vipreseller"]
+        );
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
