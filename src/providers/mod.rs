@@ -14,9 +14,12 @@
 
 pub mod amount;
 pub mod ayopop;
+pub mod digiflazz;
+pub mod iak;
 pub mod isikuota;
 pub mod simulator;
 pub mod token;
+pub mod vipreseller;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -38,7 +41,13 @@ use crate::error::UpstreamError;
 
 /// Every supplier, one line each. Adding one: its folder, its `pub mod` line above, and its
 /// line here.
-pub static REGISTRY: &[&Registration] = &[&isikuota::PROVIDER, &ayopop::PROVIDER];
+pub static REGISTRY: &[&Registration] = &[
+    &isikuota::PROVIDER,
+    &ayopop::PROVIDER,
+    &digiflazz::PROVIDER,
+    &iak::PROVIDER,
+    &vipreseller::PROVIDER,
+];
 
 /// The provider names, as used in configuration and in the `provider` label.
 pub static NAMES: LazyLock<Vec<&'static str>> =
@@ -439,7 +448,10 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop"]);
+        assert_eq!(
+            *NAMES,
+            ["isikuota", "ayopop", "digiflazz", "iak", "vipreseller"]
+        );
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
