@@ -14,6 +14,7 @@
 
 pub mod amount;
 pub mod ayopop;
+pub mod flip;
 pub mod isikuota;
 pub mod simulator;
 pub mod token;
@@ -39,8 +40,12 @@ use crate::error::UpstreamError;
 
 /// Every supplier, one line each. Adding one: its folder, its `pub mod` line above, and its
 /// line here.
-pub static REGISTRY: &[&Registration] =
-    &[&isikuota::PROVIDER, &ayopop::PROVIDER, &xendit::PROVIDER];
+pub static REGISTRY: &[&Registration] = &[
+    &isikuota::PROVIDER,
+    &ayopop::PROVIDER,
+    &xendit::PROVIDER,
+    &flip::PROVIDER,
+];
 
 /// The provider names, as used in configuration and in the `provider` label.
 pub static NAMES: LazyLock<Vec<&'static str>> =
@@ -437,7 +442,7 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop", "xendit"]);
+        assert_eq!(*NAMES, ["isikuota", "ayopop", "xendit", "flip"]);
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
