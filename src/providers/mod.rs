@@ -15,6 +15,7 @@
 pub mod amount;
 pub mod ayopop;
 pub mod flip;
+pub mod iris;
 pub mod isikuota;
 pub mod simulator;
 pub mod token;
@@ -45,6 +46,7 @@ pub static REGISTRY: &[&Registration] = &[
     &ayopop::PROVIDER,
     &xendit::PROVIDER,
     &flip::PROVIDER,
+    &iris::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.
@@ -442,7 +444,7 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop", "xendit", "flip"]);
+        assert_eq!(*NAMES, ["isikuota", "ayopop", "xendit", "flip", "iris"]);
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
