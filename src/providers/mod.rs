@@ -15,11 +15,14 @@
 pub mod amount;
 pub mod ayopop;
 pub mod digiflazz;
+pub mod flip;
 pub mod iak;
+pub mod iris;
 pub mod isikuota;
 pub mod simulator;
 pub mod token;
 pub mod vipreseller;
+pub mod xendit;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -47,6 +50,9 @@ pub static REGISTRY: &[&Registration] = &[
     &digiflazz::PROVIDER,
     &iak::PROVIDER,
     &vipreseller::PROVIDER,
+    &xendit::PROVIDER,
+    &flip::PROVIDER,
+    &iris::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.
