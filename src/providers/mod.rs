@@ -15,6 +15,7 @@
 pub mod amount;
 pub mod ayopop;
 pub mod isikuota;
+pub mod oy;
 pub mod simulator;
 pub mod token;
 pub mod tripay;
@@ -39,8 +40,12 @@ use crate::error::UpstreamError;
 
 /// Every supplier, one line each. Adding one: its folder, its `pub mod` line above, and its
 /// line here.
-pub static REGISTRY: &[&Registration] =
-    &[&isikuota::PROVIDER, &ayopop::PROVIDER, &tripay::PROVIDER];
+pub static REGISTRY: &[&Registration] = &[
+    &isikuota::PROVIDER,
+    &ayopop::PROVIDER,
+    &tripay::PROVIDER,
+    &oy::PROVIDER,
+];
 
 /// The provider names, as used in configuration and in the `provider` label.
 pub static NAMES: LazyLock<Vec<&'static str>> =
@@ -437,7 +442,7 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop", "tripay"]);
+        assert_eq!(*NAMES, ["isikuota", "ayopop", "tripay", "oy"]);
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
