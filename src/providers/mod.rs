@@ -14,6 +14,7 @@
 
 pub mod amount;
 pub mod ayopop;
+pub mod duitku;
 pub mod isikuota;
 pub mod oy;
 pub mod simulator;
@@ -45,6 +46,7 @@ pub static REGISTRY: &[&Registration] = &[
     &ayopop::PROVIDER,
     &tripay::PROVIDER,
     &oy::PROVIDER,
+    &duitku::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.
@@ -321,6 +323,11 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError>
             "the answer is not a JSON object".into(),
         ));
     }
+    // serde_json skips the fields a struct does not name without checking their UTF-8, and
+    // JSON is UTF-8: a mangled answer must not pass for a balance.
+    if std::str::from_utf8(body).is_err() {
+        return Err(UpstreamError::Decode("the answer is not UTF-8".into()));
+    }
     Ok(serde_json::from_slice(body)?)
 }
 
@@ -442,7 +449,7 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop", "tripay", "oy"]);
+        assert_eq!(*NAMES, ["isikuota", "ayopop", "tripay", "oy", "duitku"]);
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
