@@ -15,12 +15,15 @@
 pub mod amount;
 pub mod ayopop;
 pub mod digiflazz;
+pub mod duitku;
 pub mod flip;
 pub mod iak;
 pub mod iris;
 pub mod isikuota;
+pub mod oy;
 pub mod simulator;
 pub mod token;
+pub mod tripay;
 pub mod vipreseller;
 pub mod xendit;
 
@@ -49,10 +52,13 @@ pub static REGISTRY: &[&Registration] = &[
     &ayopop::PROVIDER,
     &digiflazz::PROVIDER,
     &iak::PROVIDER,
+    &tripay::PROVIDER,
     &vipreseller::PROVIDER,
     &xendit::PROVIDER,
     &flip::PROVIDER,
     &iris::PROVIDER,
+    &oy::PROVIDER,
+    &duitku::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.
