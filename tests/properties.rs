@@ -524,7 +524,9 @@ fn provider_prefixes() -> Vec<String> {
     for entry in REGISTRY {
         let name = entry.name.to_uppercase();
         let mut swapped: Vec<char> = name.chars().collect();
-        swapped.swap(3, 4);
+        // The fourth and fifth letters, or the last two of a shorter name (`SNAP`).
+        let last = swapped.len() - 1;
+        swapped.swap(3.min(last - 1), 4.min(last));
         prefixes.push(swapped.into_iter().collect());
         prefixes.push(format!("{name}_V2"));
         prefixes.push(name);
