@@ -315,6 +315,11 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError>
             "the answer is not a JSON object".into(),
         ));
     }
+    // serde skips the fields a struct ignores without checking their text, so invalid UTF-8
+    // there would still give a balance: JSON is UTF-8 throughout.
+    if std::str::from_utf8(body).is_err() {
+        return Err(UpstreamError::Decode("the answer is not UTF-8".into()));
+    }
     Ok(serde_json::from_slice(body)?)
 }
 
