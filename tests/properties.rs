@@ -525,7 +525,6 @@ fn provider_prefixes() -> Vec<String> {
         let name = entry.name.to_uppercase();
         let mut swapped: Vec<char> = name.chars().collect();
         // The fourth and fifth letters, or the last two of a shorter name (`IAK`, `OY`).
-        // The fourth and fifth letters, or the last two of a shorter name (`OY`).
         let at = swapped.len().min(5) - 2;
         swapped.swap(at, at + 1);
         prefixes.push(swapped.into_iter().collect());

@@ -22,6 +22,7 @@ pub mod iris;
 pub mod isikuota;
 pub mod oy;
 pub mod simulator;
+pub mod snap;
 pub mod token;
 pub mod tripay;
 pub mod vipreseller;
@@ -59,6 +60,7 @@ pub static REGISTRY: &[&Registration] = &[
     &iris::PROVIDER,
     &oy::PROVIDER,
     &duitku::PROVIDER,
+    &snap::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.

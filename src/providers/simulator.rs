@@ -6,6 +6,7 @@
 //! verified, the success and failure envelopes, the settings of an account pointing at it)
 //! is the [`Supplier`] in each supplier's folder, `src/providers/<name>/simulator.rs`.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,8 +25,9 @@ use tokio::time::Instant;
 pub use crate::server::HttpResponse;
 use crate::server::{accept_loop, respond};
 
-/// One supplier's server half.
-pub trait Supplier: Send + Sync {
+/// One supplier's server half. `Any`, so a test can reach its own state through
+/// [`Simulator::supplier`].
+pub trait Supplier: Any + Send + Sync {
     /// The account settings (configuration field names, as in the YAML file) that point an
     /// exporter account with `credentials` at a simulator on `base_url`.
     fn account_fields(
@@ -238,6 +240,12 @@ impl Simulator {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// The supplier's own half, for state only it has (issued tokens, a token lifetime).
+    pub fn supplier<T: Supplier>(&self) -> Option<&T> {
+        let supplier: &dyn Any = &*self.shared.supplier;
+        supplier.downcast_ref()
     }
 
     pub fn credentials(&self) -> Credentials {
