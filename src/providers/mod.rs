@@ -16,6 +16,7 @@ pub mod amount;
 pub mod ayopop;
 pub mod ipaymu;
 pub mod isikuota;
+pub mod otomax;
 pub mod simulator;
 pub mod token;
 
@@ -39,8 +40,12 @@ use crate::error::UpstreamError;
 
 /// Every supplier, one line each. Adding one: its folder, its `pub mod` line above, and its
 /// line here.
-pub static REGISTRY: &[&Registration] =
-    &[&isikuota::PROVIDER, &ayopop::PROVIDER, &ipaymu::PROVIDER];
+pub static REGISTRY: &[&Registration] = &[
+    &isikuota::PROVIDER,
+    &ayopop::PROVIDER,
+    &ipaymu::PROVIDER,
+    &otomax::PROVIDER,
+];
 
 /// The provider names, as used in configuration and in the `provider` label.
 pub static NAMES: LazyLock<Vec<&'static str>> =
