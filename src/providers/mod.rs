@@ -16,6 +16,7 @@ pub mod amount;
 pub mod ayopop;
 pub mod ipaymu;
 pub mod isikuota;
+pub mod okeconnect;
 pub mod otomax;
 pub mod simulator;
 pub mod token;
@@ -45,6 +46,7 @@ pub static REGISTRY: &[&Registration] = &[
     &ayopop::PROVIDER,
     &ipaymu::PROVIDER,
     &otomax::PROVIDER,
+    &okeconnect::PROVIDER,
 ];
 
 /// The provider names, as used in configuration and in the `provider` label.

@@ -154,7 +154,9 @@ struct Answer {
 /// A balance answer: success is `Status` 200 (a number in the documentation; the string is
 /// accepted too), the balance `Data.MerchantBalance`, a string or a number.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    let answer: Answer = decode_json(body)?;
+    // Through `Value`, so that every string is checked, not only the fields read: an answer
+    // with invalid UTF-8 anywhere is broken, not a balance.
+    let answer: Answer = serde_json::from_value(decode_json::<Value>(body)?)?;
     let status = answer
         .status
         .as_i64()
@@ -334,6 +336,14 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_field_not_read_is_still_a_decode_failure() {
+        let mut body = SAMPLE_ANSWER.as_bytes().to_vec();
+        let at = body.len() - 4;
+        body[at] = 0x80;
+        assert_eq!(config().decode(&body).unwrap_err().reason(), Reason::Decode);
     }
 
     #[test]

@@ -264,7 +264,7 @@ impl TextReply<'_> {
             ));
         }
         if let Some(amount) = self.amount_text(&text) {
-            let amount = self.parse(amount)?;
+            let amount = self.parse(amount?)?;
             return Ok(Balance {
                 amount,
                 // OtomaX suppliers deal in rupiah and their replies name no currency.
@@ -276,20 +276,35 @@ impl TextReply<'_> {
     }
 
     /// The amount text: the pattern's capture, or, when the reply shows a subtraction
-    /// (`Saldo 71,900 - 10,775 = 61,125`), the result after the last `=` on that line.
-    fn amount_text<'t>(&self, text: &'t str) -> Option<&'t str> {
+    /// (`Saldo 71,900 - 10,775 = 61,125`), the result after the last `=` on that line. The
+    /// number must end where it is read: in `14.-324.472` the capture `14.` is no balance.
+    fn amount_text<'t>(&self, text: &'t str) -> Option<Result<&'t str, UpstreamError>> {
         let captures = self.pattern.0.captures(text)?;
         let amount = captures.get(1)?;
-        let rest = &text[captures.get(0)?.end()..];
-        let line = rest.split(['\n', '\r']).next().unwrap_or_default();
+        let line_rest = &text[captures.get(0)?.end()..];
+        let line = line_rest.split(['\n', '\r']).next().unwrap_or_default();
         static RESULT: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
             Regex::new(r"^(?:\s*[-+]\s*[0-9][0-9.,]*)+\s*=\s*(-?[0-9][0-9.,]*)")
                 .expect("a valid pattern")
         });
-        match RESULT.captures(line).and_then(|c| c.get(1)) {
-            Some(result) => Some(result.as_str()),
-            None => Some(amount.as_str()),
+        let (amount, after) = match RESULT.captures(line).and_then(|c| c.get(1)) {
+            Some(result) => (result.as_str(), &line[result.end()..]),
+            None => (amount.as_str(), &text[amount.end()..]),
+        };
+        // Digits or separators right after it mean the number goes on; only the `,-` of
+        // `10.000,-` (no cents) may follow.
+        let run: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-'))
+            .collect();
+        let continues = !(run.is_empty() || run == "-");
+        if continues {
+            return Some(Err(UpstreamError::Decode(format!(
+                "the balance {:?} is cut from a longer number",
+                excerpt(amount)
+            ))));
         }
+        Some(Ok(amount))
     }
 
     /// An amount, trailing sentence punctuation (`Saldo 284.939.`) aside. A fraction of more
@@ -475,6 +490,7 @@ mod tests {
             ("SALDO: Rp.10.000", "10000"),
             ("Saldo Rp 10.000,50.", "10000.50"),
             ("Saldo : -1.500", "-1500"),
+            ("Saldo Rp 14.324.472,- per 31/05", "14324472"),
             (
                 "R#1 Saldo 284.939. Jangan berikan PIN anda, kami tidak pernah memintanya",
                 "284939",
@@ -502,6 +518,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.reason(), Reason::Decode);
         assert!(err.to_string().contains("thousands_separator"), "{err}");
+        let err = settings(json!({}))
+            .unwrap()
+            .decode(b"Saldo : 14.-324.472")
+            .unwrap_err();
+        assert!(err.to_string().contains("longer number"), "{err}");
         let none = settings(json!({"thousands_separator": "none"})).unwrap();
         assert_eq!(
             none.decode(b"Saldo 10000.50").unwrap().amount,

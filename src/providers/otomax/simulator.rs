@@ -142,7 +142,7 @@ pub fn indonesian(amount: Decimal) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::Reason;
     use crate::providers::simulator::{Fault, Simulator};
