@@ -18,8 +18,11 @@ pub mod digiflazz;
 pub mod duitku;
 pub mod flip;
 pub mod iak;
+pub mod ipaymu;
 pub mod iris;
 pub mod isikuota;
+pub mod okeconnect;
+pub mod otomax;
 pub mod oy;
 pub mod simulator;
 pub mod snap;
@@ -59,7 +62,10 @@ pub static REGISTRY: &[&Registration] = &[
     &flip::PROVIDER,
     &iris::PROVIDER,
     &oy::PROVIDER,
+    &ipaymu::PROVIDER,
     &duitku::PROVIDER,
+    &otomax::PROVIDER,
+    &okeconnect::PROVIDER,
     &snap::PROVIDER,
 ];
 
