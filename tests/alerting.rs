@@ -25,7 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rust_decimal::Decimal;
-use saldo_exporter::demo::{Fault, Kind, Sales, Simulator};
+use saldo_exporter::demo::{Fault, Sales, Simulator};
 use serde_json::{Map, Value, json};
 use support::{DEADLINE, Exporter, client, read, repo_path, require_tool};
 use tempfile::TempDir;
@@ -70,14 +70,14 @@ async fn a_critical_balance_and_a_failing_check_reach_alertmanager_with_their_la
         stack.expected_labels(&[
             ("alertname", "SaldoBalanceCritical"),
             ("severity", "critical"),
-            ("provider", "isikuota"),
+            ("provider", "digiflazz"),
             ("account", DROPPING),
             ("currency", "IDR"),
         ])
     );
     assert_eq!(
         critical["annotations"]["summary"],
-        "isikuota/toko-kritis balance Rp 120k is below its critical threshold"
+        "digiflazz/toko-kritis balance Rp 120k is below its critical threshold"
     );
     // The threshold comes from a `query` in the template, so this proves it ran against the
     // live series.
@@ -466,7 +466,12 @@ rule_files: [saldo.rules.yml]
         let setup = [
             ("job", vec!["saldo".to_owned()]),
             ("instance", vec![self.relay.address.to_string()]),
-            ("provider", vec!["ayopop".into(), "isikuota".into()]),
+            (
+                "provider",
+                ["ayopop", "digiflazz", "isikuota", "snap"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
             (
                 "account",
                 [BUSY, LOW, DROPPING, BREAKING].map(String::from).to_vec(),
@@ -533,12 +538,12 @@ rule_files: [saldo.rules.yml]
 
 impl Suppliers {
     async fn start() -> Suppliers {
-        let start = |kind, balance: i64| async move {
+        let start = |kind: &'static str, balance: i64| async move {
             Simulator::start(kind, Decimal::from(balance))
                 .await
                 .unwrap()
         };
-        let busy = start(Kind::Isikuota, 3_000_000).await;
+        let busy = start("isikuota", 3_000_000).await;
         // About 150 000 rupiah a second: a top-up every few seconds, and a runway.
         busy.start_sales(Sales {
             every: Duration::from_millis(200),
@@ -547,9 +552,11 @@ impl Suppliers {
         });
         Suppliers {
             busy,
-            low: start(Kind::Isikuota, 800_000).await,
-            dropping: start(Kind::Isikuota, 2_000_000).await,
-            breaking: start(Kind::Ayopop, 4_000_000).await,
+            // Suppliers added after the rules and dashboards were written, one of them with a
+            // token flow: both must show and alert with no change to either.
+            low: start("snap", 800_000).await,
+            dropping: start("digiflazz", 2_000_000).await,
+            breaking: start("ayopop", 4_000_000).await,
         }
     }
 
@@ -559,8 +566,8 @@ impl Suppliers {
         let thresholds = Some((WARNING, CRITICAL));
         let accounts = [
             (&self.busy, "isikuota", BUSY, thresholds),
-            (&self.low, "isikuota", LOW, thresholds),
-            (&self.dropping, "isikuota", DROPPING, thresholds),
+            (&self.low, "snap", LOW, thresholds),
+            (&self.dropping, "digiflazz", DROPPING, thresholds),
             (&self.breaking, "ayopop", BREAKING, None),
         ]
         .map(|(simulator, provider, name, thresholds)| {
