@@ -20,6 +20,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hex MD5 of the parts joined with nothing between them: the PPOB suppliers' usual
+/// `md5(username + key + "suffix")` signature.
+pub fn md5_hex(parts: &[&str]) -> String {
+    let mut digest = md5::Md5::new();
+    for part in parts {
+        digest.update(part.as_bytes());
+    }
+    hex(&digest.finalize())
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }

@@ -9,7 +9,6 @@
 //! `rc` decides the reason whatever the status: this is why Digiflazz is a [`Provider`] rather
 //! than a [`super::SimpleProvider`], whose non-2xx reading keeps only `auth`.
 
-use md5::{Digest, Md5};
 use reqwest::{Client, RequestBuilder};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
@@ -69,12 +68,7 @@ fn default_base_url() -> Url {
 
 /// `lowercase hex(md5(username + api_key + "depo"))`, the balance call's signature.
 pub fn sign(username: &str, api_key: &str) -> String {
-    let digest = Md5::new()
-        .chain_update(username)
-        .chain_update(api_key)
-        .chain_update("depo")
-        .finalize();
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::signing::md5_hex(&[username, api_key, "depo"])
 }
 
 impl Config {

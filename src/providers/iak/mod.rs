@@ -7,7 +7,6 @@
 
 use std::time::SystemTime;
 
-use md5::{Digest, Md5};
 use reqwest::{Client, RequestBuilder};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
@@ -66,12 +65,7 @@ fn default_base_url() -> Url {
 
 /// `lowercase hex(md5(username + api_key + "bl"))`, the balance call's signature.
 pub fn sign(username: &str, api_key: &str) -> String {
-    let digest = Md5::new()
-        .chain_update(username)
-        .chain_update(api_key)
-        .chain_update("bl")
-        .finalize();
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::signing::md5_hex(&[username, api_key, "bl"])
 }
 
 impl SimpleProvider for Config {

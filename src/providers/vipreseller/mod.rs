@@ -7,7 +7,6 @@
 
 use std::time::SystemTime;
 
-use md5::{Digest, Md5};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
@@ -67,11 +66,7 @@ fn default_base_url() -> Url {
 
 /// `lowercase hex(md5(api_id + api_key))`.
 pub fn sign(api_id: &str, api_key: &str) -> String {
-    let digest = Md5::new()
-        .chain_update(api_id)
-        .chain_update(api_key)
-        .finalize();
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::signing::md5_hex(&[api_id, api_key])
 }
 
 impl SimpleProvider for Config {
