@@ -162,6 +162,18 @@ impl StateGauges {
         .into_iter()
         .flatten()
         .filter(|family| !family.get_metric().is_empty())
+        .map(|mut family| {
+            // A registry's `gather` orders series by their labels; collected directly they come
+            // in hash order, and the page would shuffle between renders.
+            family.mut_metric().sort_by_cached_key(|metric| {
+                metric
+                    .get_label()
+                    .iter()
+                    .map(|pair| pair.value().to_owned())
+                    .collect::<Vec<_>>()
+            });
+            family
+        })
         .collect()
     }
 }
@@ -382,6 +394,39 @@ mod tests {
 
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn state_series_come_in_label_order_like_every_other_family() {
+        let metrics = Metrics::new();
+        let names: Vec<String> = (0..40).map(|i| format!("toko-{i:02}")).collect();
+        let good = balance(1);
+        let views = names.iter().rev().map(|name| AccountView {
+            provider: "isikuota",
+            account: name,
+            up: true,
+            last_good: Some((&good, SystemTime::now())),
+        });
+        let text = metrics.render_accounts(views);
+        for family in [
+            "saldo_balance{",
+            "saldo_up{",
+            "saldo_last_success_timestamp_seconds{",
+        ] {
+            let order: Vec<&str> = text
+                .lines()
+                .filter(|line| line.starts_with(family))
+                .map(|line| {
+                    line.split("account=\"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap()
+                })
+                .collect();
+            assert_eq!(order, names, "{family}");
+        }
     }
 
     #[test]
