@@ -792,6 +792,19 @@ mod tests {
             ),
             Some(1.0)
         );
+        // A request never sent is no request to the supplier.
+        let requests = |account: &str| {
+            value(
+                &text,
+                &format!(
+                    "saldo_upstream_requests_total{{account=\"{account}\",provider=\"isikuota\"}}"
+                ),
+            )
+        };
+        assert_eq!(
+            (requests("queued"), requests("starved")),
+            (Some(1.0), Some(0.0))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -286,11 +286,12 @@ impl Metrics {
         previous: Option<&Balance>,
     ) {
         let labels = [provider, account];
-        self.upstream_requests_total
-            .with_label_values(&labels)
-            .inc();
-        // None: the check timed out before it could send, which says nothing of the supplier.
+        // None: the check timed out waiting for a slot before it could send, which says
+        // nothing of the supplier and is no request to it (the failure is still counted).
         if let Some(duration) = upstream {
+            self.upstream_requests_total
+                .with_label_values(&labels)
+                .inc();
             self.upstream_request_duration_seconds
                 .with_label_values(&labels)
                 .observe(duration.as_secs_f64());
