@@ -186,7 +186,13 @@ async fn every_log_line_is_one_json_object_with_time_level_and_message() {
     exporter.scrape().await;
     simulator.rotate_secret("rotated");
     exporter.scrape().await;
-    let output = exporter.output();
+    // The log reaches us through a pipe read by another thread: wait for the line.
+    let output = poll(|| {
+        let output = exporter.output();
+        output.contains("balance check failed").then_some(output)
+    })
+    .await
+    .expect("the failed check was logged");
     let events: Vec<Value> = output
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
