@@ -132,8 +132,7 @@ impl SimpleProvider for Config {
 
 /// A balance answer: `responseCode` `"00"` with `effectiveBalance`.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    // Through `Value`, so that the fields not read (`email`, `balance`) must be valid JSON too.
-    let reply: Reply = serde_json::from_value(decode_json::<Value>(body)?)?;
+    let reply: Reply = decode_json(body)?;
     if reply.response_code != "00" {
         let description = reply.response_desc.as_deref().unwrap_or("");
         return Err(classify(&reply.response_code, description));

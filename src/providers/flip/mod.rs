@@ -11,7 +11,6 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
@@ -116,7 +115,7 @@ pub fn after_unauthorized(
                 answer.status.as_u16()
             )
         }
-        Ok(answer) => match strict_json::<MaintenanceAnswer>(&answer.body) {
+        Ok(answer) => match decode_json::<MaintenanceAnswer>(&answer.body) {
             Ok(MaintenanceAnswer { maintenance: true }) => {
                 return UpstreamError::Rejected(
                     "maintenance: Flip is under maintenance and answers HTTP 401 to every \
@@ -141,17 +140,10 @@ struct MaintenanceAnswer {
 /// The message of Flip's 401 envelope,
 /// `{"name":"Unauthorized","message":"You are requesting with an invalid credential.","status":401}`.
 fn unauthorized_message(body: &[u8]) -> String {
-    strict_json::<Value>(body)
+    decode_json::<Value>(body)
         .ok()
         .and_then(|value| value.get("message")?.as_str().map(excerpt))
         .unwrap_or_else(|| "Unauthorized".into())
-}
-
-/// An answer read as a whole JSON value first: deserialising straight into a struct skips
-/// unknown fields without checking them, which would accept a body that is not JSON at all
-/// (an invalid UTF-8 byte in an ignored field).
-fn strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError> {
-    Ok(serde_json::from_value(decode_json::<Value>(body)?)?)
 }
 
 #[derive(Deserialize)]
@@ -170,7 +162,7 @@ struct BalanceAnswer {
 /// A balance answer, `{"balance": 49656053}`, in IDR (Flip documents no other currency). A
 /// failure envelope is never read as a balance, even one that holds a `balance`.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    let answer: BalanceAnswer = strict_json(body)?;
+    let answer: BalanceAnswer = decode_json(body)?;
     if answer.code.is_some() || answer.errors.is_some() {
         let text = |value: &Option<Value>| match value {
             Some(Value::String(text)) => text.clone(),

@@ -154,9 +154,7 @@ struct Answer {
 /// A balance answer: success is `Status` 200 (a number in the documentation; the string is
 /// accepted too), the balance `Data.MerchantBalance`, a string or a number.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    // Through `Value`, so that every string is checked, not only the fields read: an answer
-    // with invalid UTF-8 anywhere is broken, not a balance.
-    let answer: Answer = serde_json::from_value(decode_json::<Value>(body)?)?;
+    let answer: Answer = decode_json(body)?;
     let status = answer
         .status
         .as_i64()

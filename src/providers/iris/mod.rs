@@ -11,7 +11,6 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Client, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
@@ -83,13 +82,6 @@ impl SimpleProvider for Config {
     }
 }
 
-/// An answer read as a whole JSON value first: deserialising straight into a struct skips
-/// unknown fields without checking them, which would accept a body that is not JSON at all
-/// (an invalid UTF-8 byte in an ignored field).
-fn strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError> {
-    Ok(serde_json::from_value(decode_json::<Value>(body)?)?)
-}
-
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
@@ -105,7 +97,7 @@ struct Answer {
 /// A balance answer, `{"balance": "25000.00"}`, in IDR. The documentation shows a string; a
 /// JSON number is read as well. A failure envelope is never read as a balance.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    let answer: Answer = strict_json(body)?;
+    let answer: Answer = decode_json(body)?;
     if answer.error_message.is_some() || answer.errors.is_some() {
         let text = |value: &Option<Value>| match value {
             Some(Value::String(text)) => text.clone(),

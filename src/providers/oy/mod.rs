@@ -140,8 +140,7 @@ fn read(answer: &Answer) -> Result<Balance, UpstreamError> {
 
 /// A balance answer: `status.code` `"000"` with `availableBalance`.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    // Through `Value`, so that the fields not read (`timestamp`) must be valid JSON too.
-    let reply: Reply = serde_json::from_value(decode_json::<Value>(body)?)?;
+    let reply: Reply = decode_json(body)?;
     let code = match &reply.status.code {
         Value::String(code) => code.clone(),
         other => other.to_string(),

@@ -106,8 +106,7 @@ impl SimpleProvider for Config {
 
 /// A balance answer: `success: true` with the balance as the whole of `data`.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    // Through `Value`, so that fields not read must be valid JSON too.
-    let answer: Answer = serde_json::from_value(decode_json::<Value>(body)?)?;
+    let answer: Answer = decode_json(body)?;
     if !answer.success {
         let message = answer.message.unwrap_or_default();
         return Err(classify(&message));

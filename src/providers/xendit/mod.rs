@@ -171,7 +171,7 @@ struct Failure {
 
 impl Failure {
     fn read(body: &[u8]) -> Self {
-        strict_json(body).unwrap_or(Failure {
+        decode_json(body).unwrap_or(Failure {
             error_code: None,
             message: None,
         })
@@ -221,13 +221,6 @@ pub fn classify(status: StatusCode, body: &[u8]) -> UpstreamError {
     )))
 }
 
-/// An answer read as a whole JSON value first: deserialising straight into a struct skips
-/// unknown fields without checking them, which would accept a body that is not JSON at all
-/// (an invalid UTF-8 byte in an ignored field).
-fn strict_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError> {
-    Ok(serde_json::from_value(decode_json::<Value>(body)?)?)
-}
-
 /// A 2xx balance answer, without a requested currency: IDR unless the answer names one.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     decode_as(body, None)
@@ -248,7 +241,7 @@ struct Answer {
 /// `{"balance": 1241231}`. The currency is the answer's own if it names one, else the one
 /// requested, else the account default, IDR (as documented).
 fn decode_as(body: &[u8], requested: Option<&str>) -> Result<Balance, UpstreamError> {
-    let answer: Answer = strict_json(body)?;
+    let answer: Answer = decode_json(body)?;
     if let Some(code) = answer.error_code {
         let failure = Failure {
             error_code: Some(code),
