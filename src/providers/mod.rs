@@ -334,6 +334,16 @@ pub fn unix_seconds(time: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// A message or code field of a failure envelope as text: a string as it is, nothing for
+/// `null`, anything else as JSON.
+pub fn envelope_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 /// Parses an answer body, classifying anything that is not the expected JSON as `decode`.
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError> {
     // serde's derived structs also read a JSON array by position, which would make

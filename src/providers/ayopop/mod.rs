@@ -158,9 +158,7 @@ fn message_text(message: &Value) -> String {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        other => super::envelope_text(other),
     }
 }
 

@@ -164,11 +164,8 @@ struct BalanceAnswer {
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     let answer: BalanceAnswer = decode_json(body)?;
     if answer.code.is_some() || answer.errors.is_some() {
-        let text = |value: &Option<Value>| match value {
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
+        let text =
+            |value: &Option<Value>| value.as_ref().map(super::envelope_text).unwrap_or_default();
         let (code, errors, message) = (
             text(&answer.code),
             text(&answer.errors),

@@ -110,11 +110,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
         other => return Err(UpstreamError::Decode(format!("data.rc: {other}"))),
     };
     if rc != "00" {
-        let message = match &data.message {
-            Value::String(text) => text.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
+        let message = super::envelope_text(&data.message);
         return Err(failure(&rc, &message));
     }
     let amount: Decimal = parse_amount(&data.balance)

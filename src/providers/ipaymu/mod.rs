@@ -183,11 +183,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
 /// signature, key or IP) are credential problems, a message about the timestamp is clock skew
 /// (also `auth`: the signed request was refused), 429 is a rate limit, the rest `rejected`.
 fn refusal(status: Option<i64>, raw_status: &Value, message: &Value) -> UpstreamError {
-    let message = match message {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
+    let message = super::envelope_text(message);
     let summary = excerpt(&format!("Status {raw_status}: {message}"));
     let lower = message.to_lowercase();
     if lower.contains("timestamp") || lower.contains("expired") {

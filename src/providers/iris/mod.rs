@@ -99,11 +99,8 @@ struct Answer {
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     let answer: Answer = decode_json(body)?;
     if answer.error_message.is_some() || answer.errors.is_some() {
-        let text = |value: &Option<Value>| match value {
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
+        let text =
+            |value: &Option<Value>| value.as_ref().map(super::envelope_text).unwrap_or_default();
         let (message, errors) = (text(&answer.error_message), text(&answer.errors));
         return Err(refusal(
             &[&message, &errors],

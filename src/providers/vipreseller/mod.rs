@@ -113,11 +113,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     let answer: Value = decode_json(body)?;
     let answer = Answer::deserialize(&answer)?;
     if !answer.result {
-        let message = match &answer.message {
-            Value::String(text) => text.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
+        let message = super::envelope_text(&answer.message);
         return Err(failure(&message));
     }
     if !answer.data.is_object() {
