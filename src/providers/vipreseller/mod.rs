@@ -109,9 +109,7 @@ struct Profile {
 
 /// A profile answer: `result: true` with `data.balance`, or a refusal named by its message.
 pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
-    // Read whole as a `Value`, so every string is checked to be UTF-8, skipped ones included.
-    let answer: Value = decode_json(body)?;
-    let answer = Answer::deserialize(&answer)?;
+    let answer: Answer = decode_json(body)?;
     if !answer.result {
         let message = super::envelope_text(&answer.message);
         return Err(failure(&message));
