@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::providers::{self, ProviderConfig};
+use crate::providers::{self, FieldError, ProviderConfig};
 use crate::telemetry::LogFormat;
 use crate::web::{WebConfig, WebConfigError};
 
@@ -364,6 +364,18 @@ fn accounts_from_env(
         if is_service_link(&key) {
             continue;
         }
+        if key
+            .split_once('_')
+            .is_some_and(|(p, _)| p == providers::generic::NAME)
+        {
+            return Err(ConfigError::new(
+                format!("{ENV_PREFIX}{key}").to_uppercase(),
+                format!(
+                    "the generic provider is configured in the accounts file only \
+                     ({ENV_PREFIX}CONFIG_FILE); see the README, \"Any other supplier\""
+                ),
+            ));
+        }
         let provider_field = key
             .split_once('_')
             .filter(|(provider, _)| providers::NAMES.contains(provider));
@@ -451,7 +463,11 @@ fn parse_account_fields(
     warnings: &mut Vec<String>,
     from_files: &mut Vec<String>,
 ) -> Result<AccountConfig, ConfigError> {
-    read_secret_files(&mut fields, origin, warnings, from_files)?;
+    read_secret_files(&mut fields, "", origin, warnings, from_files)?;
+    // The generic provider keeps its credentials in one mapping, each also as `<name>_file`.
+    if let Some(Value::Object(credentials)) = fields.get_mut("credentials") {
+        read_secret_files(credentials, "credentials.", origin, warnings, from_files)?;
+    }
     // As in Go's YAML: an unquoted `api_id: 1234` is the string "1234" where a string is
     // expected. Thresholds read numbers from strings too.
     for value in fields.values_mut() {
@@ -522,7 +538,7 @@ fn parse_account_fields(
                 origin.setting("provider"),
                 format!(
                     "unknown provider {provider_name:?}, expected one of {}",
-                    providers::NAMES.join(", ")
+                    providers::ALL_NAMES.join(", ")
                 ),
             ));
         }
@@ -621,6 +637,7 @@ fn did_you_mean(key: &str) -> Option<String> {
 /// hand secrets to containers and systemd credentials).
 fn read_secret_files(
     fields: &mut Map<String, Value>,
+    prefix: &str,
     origin: &Origin,
     warnings: &mut Vec<String>,
     from_files: &mut Vec<String>,
@@ -634,27 +651,30 @@ fn read_secret_files(
         let field = key.trim_end_matches("_file").to_owned();
         if fields.contains_key(&field) {
             return Err(ConfigError::new(
-                origin.setting(&key),
-                format!("set either {} or this, not both", origin.setting(&field)),
+                origin.setting(&format!("{prefix}{key}")),
+                format!(
+                    "set either {} or this, not both",
+                    origin.setting(&format!("{prefix}{field}"))
+                ),
             ));
         }
         let Some(Value::String(path)) = fields.remove(&key) else {
             return Err(ConfigError::new(
-                origin.setting(&key),
+                origin.setting(&format!("{prefix}{key}")),
                 "must be a file path",
             ));
         };
         let path = origin.resolve(&path);
         let contents = std::fs::read_to_string(&path).map_err(|err| {
             ConfigError::new(
-                origin.setting(&key),
+                origin.setting(&format!("{prefix}{key}")),
                 format!("cannot read {}: {err}", path.display()),
             )
         })?;
         if readable_by_others(&path) {
             warnings.push(format!(
                 "{}: {} is readable by every user of this machine; restrict it (chmod o-r)",
-                origin.setting(&key),
+                origin.setting(&format!("{prefix}{key}")),
                 path.display()
             ));
         }
@@ -668,9 +688,9 @@ fn read_secret_files(
 
 /// Names the offending field of a deserialisation error. serde reports a missing or unknown
 /// field at the enclosing object, naming the field only in the message.
-fn field_error(err: serde_path_to_error::Error<serde_json::Error>, origin: &Origin) -> ConfigError {
-    let path = err.path().to_string();
-    let message = without_value(&err.into_inner().to_string());
+fn field_error(err: impl Into<FieldError>, origin: &Origin) -> ConfigError {
+    let FieldError { path, message } = err.into();
+    let message = without_value(&message);
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());

@@ -96,10 +96,15 @@ pub fn isikuota_signature(
 /// assert_eq!(token, ayopop_token(&serde_json::json!({"partnerId": "ayopop"}), "ayopop-api-secret"));
 /// ```
 pub fn ayopop_token(claims: &impl Serialize, secret: &str) -> String {
+    jwt_hs256(claims, secret.as_bytes())
+}
+
+/// A compact HS256 JWT (header `{"typ":"JWT","alg":"HS256"}`) of `claims`, keyed with `key`.
+pub fn jwt_hs256(claims: &impl Serialize, key: &[u8]) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(key),
     )
     .expect("HS256 signing of a JSON object cannot fail")
 }

@@ -17,6 +17,7 @@ pub mod ayopop;
 pub mod digiflazz;
 pub mod duitku;
 pub mod flip;
+pub mod generic;
 pub mod iak;
 pub mod ipaymu;
 pub mod iris;
@@ -69,9 +70,18 @@ pub static REGISTRY: &[&Registration] = &[
     &snap::PROVIDER,
 ];
 
-/// The provider names, as used in configuration and in the `provider` label.
+/// The registered suppliers' names, as used in configuration and in the `provider` label.
 pub static NAMES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| REGISTRY.iter().map(|entry| entry.name).collect());
+
+/// Every `provider:` value: the registered suppliers and [`generic`], which is no supplier of
+/// its own (it has no simulator, demo or `SALDO_GENERIC_*` variables) and is configured in the
+/// accounts file only.
+pub static ALL_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut names = NAMES.clone();
+    names.push(generic::NAME);
+    names
+});
 
 /// The registered supplier called `name`.
 pub fn find(name: &str) -> Option<&'static Registration> {
@@ -102,7 +112,7 @@ impl Debug for Registration {
 /// One account's provider: which supplier, and its settings and state.
 #[derive(Clone)]
 pub struct ProviderConfig {
-    entry: &'static Registration,
+    name: &'static str,
     provider: Arc<dyn Provider>,
 }
 
@@ -110,12 +120,16 @@ impl ProviderConfig {
     /// Deserialises `fields` as the settings of the provider called `name`. `None` when
     /// there is no such provider.
     pub fn from_fields(name: &str, fields: Map<String, Value>) -> Option<Result<Self, FieldError>> {
-        let entry = find(name)?;
-        Some((entry.parse)(fields).map(|provider| Self { entry, provider }))
+        let (name, parse) = match find(name) {
+            Some(entry) => (entry.name, entry.parse),
+            None if name == generic::NAME => (generic::NAME, generic::parse as ParseFn),
+            None => return None,
+        };
+        Some(parse(fields).map(|provider| Self { name, provider }))
     }
 
     pub fn name(&self) -> &'static str {
-        self.entry.name
+        self.name
     }
 
     pub fn provider(&self) -> &Arc<dyn Provider> {
@@ -139,15 +153,32 @@ impl Debug for ProviderConfig {
 /// Builds an account's provider from its fields.
 pub type ParseFn = fn(Map<String, Value>) -> Result<Arc<dyn Provider>, FieldError>;
 
-/// A configuration error from [`Registration::parse`], with the path of the field.
-pub type FieldError = serde_path_to_error::Error<serde_json::Error>;
+/// A configuration error from [`Registration::parse`]: the dotted path of the field (`.` for
+/// the account itself) and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl From<serde_path_to_error::Error<serde_json::Error>> for FieldError {
+    fn from(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        Self {
+            path: err.path().to_string(),
+            message: err.into_inner().to_string(),
+        }
+    }
+}
 
 /// Deserialises `fields` as `T` and boxes it: the [`Registration::parse`] of most suppliers.
 pub fn parse<T: Provider + DeserializeOwned>(
     fields: Map<String, Value>,
 ) -> Result<Arc<dyn Provider>, FieldError> {
-    serde_path_to_error::deserialize::<_, T>(Value::Object(fields))
-        .map(|provider| Arc::new(provider) as Arc<dyn Provider>)
+    Ok(
+        serde_path_to_error::deserialize::<_, T>(Value::Object(fields))
+            .map(|provider| Arc::new(provider) as Arc<dyn Provider>)?,
+    )
 }
 
 /// A supplier's documented success answer, and what the property tests may assume of answers
