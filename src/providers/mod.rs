@@ -388,7 +388,10 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError>
     // not JSON at all (invalid UTF-8 there) would still give a balance.
     let text = std::str::from_utf8(body)
         .map_err(|_| UpstreamError::Decode("the answer is not UTF-8 text".into()))?;
-    Ok(serde_json::from_str(text)?)
+    // Through a `Value`: serde_json skips the fields a struct ignores without checking their
+    // numbers, so `"userId": 355e999991` (out of range, not JSON) would still give a balance.
+    let value: Value = serde_json::from_str(text)?;
+    Ok(serde_json::from_value(value)?)
 }
 
 /// The `data` object both seeded providers answer with: a balance, usually a currency, and
@@ -481,6 +484,19 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(MAX_RETRY_AFTER));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn an_out_of_range_number_in_an_ignored_field_is_not_json() {
+        #[derive(Debug, Deserialize)]
+        struct Only {
+            #[allow(dead_code)]
+            balance: i64,
+        }
+        let body = br#"{"userId": 355e999991, "balance": 5}"#;
+        let err = decode_json::<Only>(body).unwrap_err();
+        assert_eq!(err.reason(), crate::error::Reason::Decode, "{err}");
+        assert!(decode_json::<Only>(br#"{"userId": 355e9, "balance": 5}"#).is_ok());
     }
 
     #[test]
