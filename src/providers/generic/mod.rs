@@ -530,11 +530,16 @@ impl Generic {
             json: json.as_ref(),
         };
         let summary = |rule: &str| {
-            let mut shown = excerpt(text.trim());
+            // Scrubbed before it is shortened, so no cut leaves part of a secret behind.
+            let mut shown = text.trim().to_owned();
             for secret in secrets {
                 shown = shown.replace(secret.as_str(), "***");
             }
-            format!("{rule}; the answer was HTTP {}: {shown}", status.as_u16())
+            format!(
+                "{rule}; the answer was HTTP {}: {}",
+                status.as_u16(),
+                excerpt(&shown)
+            )
         };
         if let Some(i) = self.auth.iter().position(|c| c.holds(&answer)) {
             return Err(UpstreamError::Auth(summary(&format!("matched auth[{i}]"))));

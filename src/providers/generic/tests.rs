@@ -417,3 +417,94 @@ fn the_debug_output_names_credentials_but_shows_no_value() {
         "{debug}"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Template text built from the language's own pieces and arbitrary text in between.
+    fn template_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("{{ ".to_owned()),
+            Just(" }}".to_owned()),
+            Just("{% ".to_owned()),
+            Just(" %}".to_owned()),
+            Just("secret".to_owned()),
+            Just("id".to_owned()),
+            Just(" | md5".to_owned()),
+            Just(" | sha1(encoding='base64url')".to_owned()),
+            Just(" | hmac_sha256(secret, encoding='nope')".to_owned()),
+            Just(" | int".to_owned()),
+            Just(" ~ ".to_owned()),
+            Just("now('%Y%m%d', tz=secret)".to_owned()),
+            Just("jwt_hs256({'id': id}, secret)".to_owned()),
+            Just("jwt_hs256(secret, secret)".to_owned()),
+            Just("random_digits(id | int)".to_owned()),
+            Just("for x in secret".to_owned()),
+            Just("endfor".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            any::<String>(),
+        ];
+        prop::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+    }
+
+    fn spec(template: &str, secret: &str, id: &str) -> Value {
+        json!({
+            "credentials": {"id": id, "secret": secret},
+            "vars": {"derived": template},
+            "request": {
+                "method": "POST",
+                "url": "http://127.0.0.1:9/balance",
+                "query": {"q": template},
+                "headers": {"X-Sign": template},
+                "json": {"sign": template, "nested": [template]}
+            },
+            "balance": {"json": "/balance"},
+            "success": [{"json": "/ok", "exists": true}],
+            "auth": [{"text": "^bad"}]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+        #[test]
+        fn arbitrary_templates_and_credentials_never_panic_or_leak_a_credential(
+            template in template_text(),
+            secret in "\\PC{8,24}",
+            id in "[0-9]{1,3}|\\PC{8,16}",
+        ) {
+            let checked = |message: &str| {
+                for credential in [&secret, &id] {
+                    if credential.trim().chars().count() >= 8 {
+                        prop_assert!(!message.contains(credential.as_str()), "{message}");
+                    }
+                }
+                Ok(())
+            };
+            match parse(fields(spec(&template, &secret, &id))) {
+                Err(err) => checked(&err.to_string())?,
+                Ok(provider) => {
+                    checked(&format!("{provider:?}"))?;
+                    let generic: &Generic = (&*provider as &dyn std::any::Any)
+                        .downcast_ref()
+                        .unwrap();
+                    // An answer that echoes the credentials is classified without quoting them.
+                    // (auth quotes an excerpt, rejected too, decode does not.)
+                    for body in [
+                        format!("bad {secret} for {id}"),
+                        format!("{{\"message\": \"{secret} for {id}\"}}"),
+                    ] {
+                        for status in [200, 401, 500] {
+                            if let Err(err) = classify(generic, status, &body) {
+                                checked(&err.to_string())?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
