@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use saldo_exporter::demo::{Fault, Simulator};
-use support::{DEADLINE, Exporter, client, require_tool, sample, setting, suppliers};
+use support::{DEADLINE, Exporter, client, poll, require_tool, sample, setting, suppliers};
 use tokio::time::Instant;
 
 /// Puts a simulator into one failure mode.
@@ -433,6 +433,14 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_landing_page() {
         .text()
         .await
         .unwrap();
+    // The failures' log lines arrive through a pipe, possibly after the scrapes.
+    poll(|| {
+        exporter
+            .output()
+            .contains("balance check failed")
+            .then_some(())
+    })
+    .await;
     let logs = exporter.output();
     assert!(
         logs.contains("\"level\":\"TRACE\""),
@@ -483,7 +491,9 @@ async fn sigterm_stops_the_exporter_cleanly() {
         .await
         .expect("still running after SIGTERM");
     assert!(exit.success(), "exited with {exit}");
-    assert!(exporter.output().contains("shutting down"));
+    // The log arrives through a pipe, possibly after the exit was seen.
+    let logged = poll(|| exporter.output().contains("shutting down").then_some(())).await;
+    assert!(logged.is_some(), "{}", exporter.output());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

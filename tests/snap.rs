@@ -9,7 +9,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use saldo_exporter::demo::{Fault, Simulator};
 use saldo_exporter::providers::snap::simulator::Snap;
-use support::{DEADLINE, Exporter, sample, setting};
+use support::{DEADLINE, Exporter, poll, sample, setting};
 use tokio::time::Instant;
 
 const ACCOUNT: &str = "float-bca";
@@ -156,7 +156,9 @@ async fn a_rotated_client_secret_is_an_auth_failure() {
     );
     // A bad signature is no token problem: no new token was fetched for it.
     assert_eq!(snap(&simulator).token_requests(), 1);
-    assert!(exporter.output().contains("4011100"));
+    // The log arrives through a pipe, possibly after the scrape that showed the failure.
+    let logged = poll(|| exporter.output().contains("4011100").then_some(())).await;
+    assert!(logged.is_some(), "{}", exporter.output());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
