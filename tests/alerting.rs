@@ -70,14 +70,14 @@ async fn a_critical_balance_and_a_failing_check_reach_alertmanager_with_their_la
         stack.expected_labels(&[
             ("alertname", "SaldoBalanceCritical"),
             ("severity", "critical"),
-            ("provider", "digiflazz"),
+            ("provider", "generic"),
             ("account", DROPPING),
             ("currency", "IDR"),
         ])
     );
     assert_eq!(
         critical["annotations"]["summary"],
-        "digiflazz/toko-kritis balance Rp 120k is below its critical threshold"
+        "generic/toko-kritis balance Rp 120k is below its critical threshold"
     );
     // The threshold comes from a `query` in the template, so this proves it ran against the
     // live series.
@@ -468,7 +468,7 @@ rule_files: [saldo.rules.yml]
             ("instance", vec![self.relay.address.to_string()]),
             (
                 "provider",
-                ["ayopop", "digiflazz", "isikuota", "snap"]
+                ["ayopop", "generic", "isikuota", "snap"]
                     .map(String::from)
                     .to_vec(),
             ),
@@ -552,8 +552,9 @@ impl Suppliers {
         });
         Suppliers {
             busy,
-            // Suppliers added after the rules and dashboards were written, one of them with a
-            // token flow: both must show and alert with no change to either.
+            // Suppliers added after the rules and dashboards were written, one with a token
+            // flow and one reached through a `generic` account: they must show and alert with
+            // no change to either.
             low: start("snap", 800_000).await,
             dropping: start("digiflazz", 2_000_000).await,
             breaking: start("ayopop", 4_000_000).await,
@@ -591,10 +592,32 @@ impl Suppliers {
                 fields.insert("warning_threshold".into(), warning.into());
                 fields.insert("critical_threshold".into(), critical.into());
             }
+            if provider == "digiflazz" {
+                return generic(fields);
+            }
             Value::Object(fields)
         });
         json!({ "accounts": accounts })
     }
+}
+
+/// The dropping account as a `generic` account (`examples/generic/digiflazz.yaml`) with the
+/// built-in account's credentials, URL, name and thresholds: the rules and dashboards must show
+/// and alert on it with no change.
+fn generic(mut builtin: Map<String, Value>) -> Value {
+    let file = saldo_exporter::yaml::parse(&read("examples/generic/digiflazz.yaml")).unwrap();
+    let mut account = file["accounts"][0].clone();
+    let base_url = builtin.remove("base_url").unwrap();
+    account["request"]["url"] = json!(format!("{}/v1/cek-saldo", base_url.as_str().unwrap()));
+    account["credentials"] = json!({
+        "username": builtin.remove("username").unwrap(),
+        "api_key": builtin.remove("api_key").unwrap(),
+    });
+    builtin.remove("provider");
+    for (field, value) in builtin {
+        account[field] = value;
+    }
+    account
 }
 
 /// The shipped rules with every `for:` shortened to [`SHORT_FOR`], and proof that nothing

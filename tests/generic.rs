@@ -30,6 +30,16 @@ const REPRODUCED: [&str; 6] = [
     "okeconnect",
 ];
 
+/// The suppliers without a built-in provider that have an example file.
+const WITHOUT_BUILT_IN: [&str; 6] = [
+    "apigames",
+    "tokovoucher",
+    "portalpulsa",
+    "serpul",
+    "mayar",
+    "lapakgaming",
+];
+
 /// An example file's single account.
 fn example(name: &str) -> Value {
     let file: Value =
@@ -207,10 +217,20 @@ async fn six_built_in_providers_reproduced_by_configuration_behave_like_them() {
         }
         before = after;
     }
-    let logs = exporter.output();
+    // The log arrives through a pipe, possibly after the scrape that showed the failure.
+    let logged = support::poll(|| {
+        let logs = exporter.output();
+        logs.lines()
+            .any(|line| {
+                line.contains("balance check failed") && line.contains("provider=\"generic\"")
+            })
+            .then_some(())
+    })
+    .await;
     assert!(
-        logs.contains("balance check failed") && logs.contains("provider=\"generic\""),
-        "failed checks are logged at info with the provider:\n{logs}"
+        logged.is_some(),
+        "failed checks are logged at info with the provider:\n{}",
+        exporter.output()
     );
 }
 
@@ -425,6 +445,13 @@ async fn no_credential_or_value_built_from_one_reaches_any_output_even_at_trace(
         .text()
         .await
         .unwrap();
+    // Failed checks are logged last; the log arrives through a pipe.
+    support::poll(|| {
+        let logs = exporter.output();
+        (logs.matches("balance check failed").count() >= 3).then_some(())
+    })
+    .await
+    .expect("three failed checks logged");
     let logs = exporter.output();
     assert!(
         logs.contains("sending the generic balance request"),
@@ -532,4 +559,27 @@ fn template_errors_exit_2_with_one_line_naming_the_account_and_field() {
         stderr.contains("SALDO_GENERIC_URL") && stderr.contains("accounts file"),
         "{stderr}"
     );
+}
+
+#[test]
+fn every_example_file_is_run_by_these_tests_and_listed_in_the_readme() {
+    let mut files: Vec<String> = std::fs::read_dir(support::repo_path("examples/generic"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut tested: Vec<String> = REPRODUCED
+        .iter()
+        .chain(&WITHOUT_BUILT_IN)
+        .map(|name| format!("{name}.yaml"))
+        .collect();
+    tested.sort();
+    assert_eq!(files, tested);
+    let readme = read("README.md");
+    for file in files {
+        assert!(
+            readme.contains(&format!("(examples/generic/{file})")),
+            "README does not list {file}"
+        );
+    }
 }
