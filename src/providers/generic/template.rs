@@ -427,6 +427,15 @@ mod tests {
     }
 
     #[test]
+    fn the_indonesian_zones_are_built_in_for_systems_without_a_zone_database() {
+        // A scratch image has no /usr/share/zoneinfo; jiff then falls back to this copy.
+        let bundled = jiff::tz::TimeZoneDatabase::bundled();
+        for zone in [DEFAULT_ZONE, "Asia/Makassar", "Asia/Jayapura", "UTC"] {
+            assert!(bundled.get(zone).is_ok(), "{zone}");
+        }
+    }
+
+    #[test]
     fn random_digits_and_jwt() {
         let digits = rendered("{{ random_digits(12) }}", &[]);
         assert_eq!(digits.len(), 12);
