@@ -269,7 +269,7 @@ impl Generic {
             ));
         }
         let body = if let Some(json) = request.json {
-            Body::Json(scope.json(&mut String::from("request.json"), json)?)
+            Body::Json(scope.json("request.json", json)?)
         } else if let Some(form) = request.form {
             Body::Form(
                 form.into_iter()
@@ -435,7 +435,7 @@ impl Generic {
         let (body, content_type, log_body) = match &self.body {
             Body::None => (None, None, String::new()),
             Body::Json(json) => {
-                let value = render_json(json, &context, &mut String::from("request.json"))?;
+                let value = render_json(json, &context, "request.json")?;
                 let bytes = serde_json::to_vec(&value).expect("JSON values always serialise");
                 let shown = serde_json::to_string(&redact_json(json, &value)).unwrap_or_default();
                 collect_secrets(json, &value, &mut secrets);
@@ -714,21 +714,21 @@ impl Scope {
     }
 
     /// A `json:` body: strings are templates, other scalars literals.
-    fn json(&self, path: &mut String, value: Value) -> Result<JsonTemplate, FieldError> {
+    fn json(&self, path: &str, value: Value) -> Result<JsonTemplate, FieldError> {
         Ok(match value {
             Value::String(_) => JsonTemplate::Template(self.template(path, &value, &[])?),
             Value::Array(items) => JsonTemplate::Array(
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, item)| self.json(&mut format!("{path}[{i}]"), item))
+                    .map(|(i, item)| self.json(&format!("{path}[{i}]"), item))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(fields) => JsonTemplate::Object(
                 fields
                     .into_iter()
                     .map(|(name, item)| {
-                        let value = self.json(&mut format!("{path}.{name}"), item)?;
+                        let value = self.json(&format!("{path}.{name}"), item)?;
                         Ok((name, value))
                     })
                     .collect::<Result<_, FieldError>>()?,
@@ -767,16 +767,16 @@ fn template_reads(template: &Template, name: &str) -> bool {
 fn render_json(
     json: &JsonTemplate,
     context: &BTreeMap<String, TemplateValue>,
-    path: &mut String,
+    path: &str,
 ) -> Result<Value, (String, TemplateError)> {
     Ok(match json {
         JsonTemplate::Literal(value) => value.clone(),
         JsonTemplate::Template(template) => {
-            let value =
-                template::evaluate(&template.source, context).map_err(|err| (path.clone(), err))?;
+            let value = template::evaluate(&template.source, context)
+                .map_err(|err| (path.to_owned(), err))?;
             serde_json::to_value(&value).map_err(|_| {
                 (
-                    path.clone(),
+                    path.to_owned(),
                     TemplateError("does not render to a JSON value".into()),
                 )
             })?
@@ -785,14 +785,14 @@ fn render_json(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| render_json(item, context, &mut format!("{path}[{i}]")))
+                .map(|(i, item)| render_json(item, context, &format!("{path}[{i}]")))
                 .collect::<Result<_, _>>()?,
         ),
         JsonTemplate::Object(fields) => Value::Object(
             fields
                 .iter()
                 .map(|(name, item)| {
-                    let value = render_json(item, context, &mut format!("{path}.{name}"))?;
+                    let value = render_json(item, context, &format!("{path}.{name}"))?;
                     Ok((name.clone(), value))
                 })
                 .collect::<Result<_, (String, TemplateError)>>()?,
