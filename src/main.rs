@@ -109,7 +109,8 @@ fn variables() -> String {
   SALDO_LOG_FORMAT             text or json [default: text]
   SALDO_<PROVIDER>_<FIELD>     one account of that provider, e.g. SALDO_ISIKUOTA_API_KEY;
                                every field also as <NAME>_FILE, holding a path
-Providers: {}",
+Providers: {}
+Any other supplier: `provider: generic` in SALDO_CONFIG_FILE (see the README)",
         providers.join(", ")
     )
 }
