@@ -625,7 +625,12 @@ impl Generic {
             "sending the generic balance request"
         );
         let mut request = cx.client.request(self.method.clone(), rendered.url);
-        if let Some(content_type) = &rendered.content_type {
+        // A Content-Type the account sets itself wins over the body's own.
+        let own_type = rendered
+            .headers
+            .iter()
+            .any(|(name, _)| name == CONTENT_TYPE);
+        if let Some(content_type) = rendered.content_type.as_ref().filter(|_| !own_type) {
             request = request.header(CONTENT_TYPE, content_type);
         }
         for (name, value) in rendered.headers {

@@ -508,3 +508,46 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn a_content_type_the_account_sets_replaces_the_bodys_own() {
+    use hyper::Request;
+    use hyper::body::Incoming;
+
+    // Answers with how many Content-Type headers it got, as the balance.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(crate::server::accept_loop(
+        listener,
+        |request: Request<Incoming>| async move {
+            let types: Vec<_> = request.headers().get_all(CONTENT_TYPE).iter().collect();
+            let charset = types
+                .iter()
+                .any(|t| t.as_bytes().ends_with(b"charset=utf-8"));
+            let answer = json!({"balance": types.len(), "charset": charset});
+            crate::server::respond(StatusCode::OK, "application/json", answer.to_string())
+        },
+        std::future::pending(),
+    ));
+    let cx = CheckContext::new(reqwest::Client::new());
+    for (headers, charset) in [
+        (json!({}), false),
+        (
+            json!({"Content-Type": "application/json; charset=utf-8"}),
+            true,
+        ),
+    ] {
+        let generic = generic(json!({
+            "request": {
+                "method": "POST",
+                "url": format!("{base_url}/balance"),
+                "headers": headers,
+                "json": {"a": 1}
+            },
+            "balance": {"json": "/balance"},
+            "success": [{"json": "/charset", "equals": [charset]}]
+        }));
+        let balance = generic.check(&cx).await.unwrap();
+        assert_eq!(balance.amount, Decimal::ONE, "one Content-Type header");
+    }
+}
