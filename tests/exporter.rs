@@ -357,14 +357,7 @@ async fn the_landing_page_and_health_endpoints_answer() {
     let exporter = Exporter::start(&env).await;
     exporter.scrape().await;
     let client = client();
-    let page = client
-        .get(exporter.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = exporter.get_text("/").await;
     for expected in [
         "toko-pusat",
         "ppob-utama",
@@ -425,14 +418,7 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_landing_page() {
     isikuota.set_fault(Some(Fault::TruncatedJson));
     ayopop.set_fault(Some(Fault::Status(500)));
     seen += &exporter.scrape().await;
-    seen += &client()
-        .get(exporter.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    seen += &exporter.get_text("/").await;
     // The failures' log lines arrive through a pipe, possibly after the scrapes.
     poll(|| {
         exporter

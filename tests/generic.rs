@@ -437,14 +437,7 @@ async fn no_credential_or_value_built_from_one_reaches_any_output_even_at_trace(
         simulator.rotate_secret("rotated");
     }
     seen += &exporter.scrape().await;
-    seen += &support::client()
-        .get(exporter.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    seen += &exporter.get_text("/").await;
     // Failed checks are logged last; the log arrives through a pipe.
     support::poll(|| {
         let logs = exporter.output();

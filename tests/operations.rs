@@ -235,25 +235,11 @@ async fn node_exporter_style_flags_serve_the_telemetry_path_and_hold_across_a_re
     )
     .await;
     let client = support::client();
-    let text = client
-        .get(exporter.url("/saldo/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = exporter.get_text("/saldo/metrics").await;
     assert_eq!(accounts(&text), ["pusat"]);
     let old_path = client.get(exporter.url("/metrics")).send().await.unwrap();
     assert_eq!(old_path.status(), 404);
-    let landing = client
-        .get(exporter.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let landing = exporter.get_text("/").await;
     assert!(landing.contains("href=\"/saldo/metrics\""));
 
     std::fs::write(
@@ -265,13 +251,6 @@ async fn node_exporter_style_flags_serve_the_telemetry_path_and_hold_across_a_re
     poll(|| (log_count(&exporter, "configuration reloaded") == 1).then_some(()))
         .await
         .unwrap_or_else(|| panic!("no reload:\n{}", exporter.output()));
-    let text = client
-        .get(exporter.url("/saldo/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = exporter.get_text("/saldo/metrics").await;
     assert_eq!(accounts(&text), ["cabang", "pusat"]);
 }

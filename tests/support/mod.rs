@@ -101,6 +101,12 @@ impl Exporter {
         response.text().await.unwrap()
     }
 
+    /// The body of `GET path`, whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = client().get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Everything the process wrote to stdout and stderr so far.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
