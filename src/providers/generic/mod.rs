@@ -977,7 +977,13 @@ fn check_identifier(name: &str) -> Result<(), String> {
     if !valid {
         return Err("a name of letters, digits and _ (usable in templates)".into());
     }
-    if name == "body" || name.starts_with("__") || template::globals().contains(name) {
+    // Names the template language reads as something else (literals, operators, loop state).
+    const KEYWORDS: [&str; 18] = [
+        "true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if",
+        "else", "for", "loop", "self", "super", "caller",
+    ];
+    let reserved = name == "body" || name.starts_with("__") || KEYWORDS.contains(&name);
+    if reserved || template::globals().contains(name) {
         return Err(format!("{name:?} is reserved"));
     }
     Ok(())

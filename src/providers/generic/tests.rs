@@ -207,6 +207,12 @@ fn bad_fields_are_named_by_their_dotted_path() {
             "credentials.body",
             "reserved",
         ),
+        (json!({"vars": {"none": "x"}}), "vars.none", "reserved"),
+        (
+            json!({"credentials": {"now_ms": "x"}}),
+            "credentials.now_ms",
+            "reserved",
+        ),
         (
             json!({"request": {"query": {"at": "{{ now('%Y', tz='Mars/Base') }}"}}}),
             "request.query.at",
