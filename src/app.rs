@@ -66,17 +66,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Kept alive for as long as the exporter serves.
-    let mut simulators = Vec::new();
-    let mut demo_env = Vec::new();
-    if demo {
-        let (started, env) = demo::start().await.context("starting the demo providers")?;
-        simulators = started;
-        demo_env = env;
-        config.accounts.extend(
-            Config::from_vars(demo_env.clone())
-                .context("configuring the demo accounts")?
-                .accounts,
-        );
+    let demo = if demo {
+        let started = demo::start().await.context("starting the demo providers")?;
+        Some(Arc::new(started))
+    } else {
+        None
+    };
+    if let Some(demo) = &demo {
+        config
+            .accounts
+            .extend(demo.accounts().context("configuring the demo accounts")?);
     }
     let client = check::http_client(config.timeout).context("building the HTTP client")?;
     let timeout = config.timeout;
@@ -95,10 +94,10 @@ pub async fn run(
     let reloads = {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let (app, client) = (Arc::clone(&app), client.clone());
+        let (app, client, demo) = (Arc::clone(&app), client.clone(), demo.clone());
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                reload(&app, &client, &overrides, &demo_env);
+                reload(&app, &client, &overrides, demo.as_deref());
             }
         })
     };
@@ -113,7 +112,7 @@ pub async fn run(
     server::serve(listener, app, shutdown).await;
     #[cfg(unix)]
     reloads.abort();
-    drop(simulators);
+    drop(demo);
     Ok(())
 }
 
@@ -126,14 +125,12 @@ pub fn reload(
     app: &App,
     client: &reqwest::Client,
     overrides: &[Override],
-    demo_env: &[(String, String)],
+    demo: Option<&demo::Demo>,
 ) {
     // The command line's settings still hold: `--config.file` names the file to read again.
     let loaded = Config::from_env_with(overrides).and_then(|mut config| {
-        if !demo_env.is_empty() {
-            config
-                .accounts
-                .extend(Config::from_vars(demo_env.to_vec())?.accounts);
+        if let Some(demo) = demo {
+            config.accounts.extend(demo.accounts()?);
         }
         config.require_accounts()?;
         Ok(config)

@@ -429,8 +429,18 @@ fn accounts_from_file(
     })?;
     // Strict: a key given twice is refused (the second `api_key:` must not silently win), and no
     // error quotes a value.
-    let file: File = crate::yaml::from_str(&text)
-        .map_err(|err| ConfigError::new(&setting, format!("{}: {err}", path.display())))?;
+    accounts_from_yaml(&text, path, &setting, warnings)
+}
+
+/// The accounts of an accounts file's `text`; errors name `setting` and `path`.
+pub fn accounts_from_yaml(
+    text: &str,
+    path: &Path,
+    setting: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<AccountConfig>, ConfigError> {
+    let file: File = crate::yaml::from_str(text)
+        .map_err(|err| ConfigError::new(setting, format!("{}: {err}", path.display())))?;
     file.accounts
         .into_iter()
         .enumerate()

@@ -1,26 +1,53 @@
-//! `--demo`: every registered supplier's simulator on loopback, one demo account each.
+//! `--demo`: every registered supplier's simulator on loopback, one demo account each, and one
+//! `generic` account (`examples/generic/digiflazz.yaml`) against a Digiflazz simulator of its
+//! own.
 //!
 //! The simulators themselves (the framework in [`crate::providers::simulator`], each
 //! supplier's verification in its folder) are re-exported here for the tests.
 
-use rust_decimal::Decimal;
+use std::path::Path;
 
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::config::{self, AccountConfig, Config, ConfigError};
 use crate::providers::REGISTRY;
 pub use crate::providers::simulator::{Credentials, Fault, Kind, Sales, Simulator};
 
-/// Starts one trading simulator per registered supplier, and returns them with the variables
-/// that point one exporter account (`demo-<provider>`) at each.
-pub async fn start() -> std::io::Result<(Vec<Simulator>, Vec<(String, String)>)> {
+/// The generic demo account's configuration: the example a user would start from.
+const GENERIC_EXAMPLE: &str = include_str!("../examples/generic/digiflazz.yaml");
+
+/// The demo's suppliers and the accounts pointing at them.
+pub struct Demo {
+    /// Kept alive for as long as the demo accounts are checked.
+    pub simulators: Vec<Simulator>,
+    /// One account (`demo-<provider>`) per registered supplier, as `SALDO_<PROVIDER>_*`.
+    pub env: Vec<(String, String)>,
+    /// An accounts file with the `demo-generic` account.
+    pub accounts_file: String,
+}
+
+impl Demo {
+    /// Every demo account, read as users' accounts are (so a reload reads them again).
+    pub fn accounts(&self) -> Result<Vec<AccountConfig>, ConfigError> {
+        let mut accounts = Config::from_vars(self.env.clone())?.accounts;
+        accounts.extend(config::accounts_from_yaml(
+            &self.accounts_file,
+            Path::new("examples/generic/digiflazz.yaml"),
+            "--demo",
+            &mut Vec::new(),
+        )?);
+        Ok(accounts)
+    }
+}
+
+/// Starts one trading simulator per registered supplier, plus the generic account's.
+pub async fn start() -> std::io::Result<Demo> {
     let mut simulators = Vec::new();
     let mut env = Vec::new();
     for entry in REGISTRY {
         let demo = entry.demo;
-        let simulator = Simulator::start(entry.name, Decimal::from(demo.balance)).await?;
-        simulator.start_sales(Sales {
-            every: demo.sale_every,
-            low: Decimal::from(demo.low),
-            top_up: Decimal::from(demo.top_up),
-        });
+        let simulator = trading(entry.name, demo).await?;
         let prefix = format!("SALDO_{}_", entry.name.to_uppercase());
         env.extend(simulator.env(&format!("demo-{}", entry.name)));
         env.push((
@@ -35,5 +62,47 @@ pub async fn start() -> std::io::Result<(Vec<Simulator>, Vec<(String, String)>)>
         env.push((format!("{prefix}MIN_INTERVAL"), "5s".into()));
         simulators.push(simulator);
     }
-    Ok((simulators, env))
+    let digiflazz = crate::providers::digiflazz::PROVIDER.demo;
+    let simulator = trading("digiflazz", digiflazz).await?;
+    let accounts_file = generic_account(&simulator, digiflazz).to_string();
+    simulators.push(simulator);
+    Ok(Demo {
+        simulators,
+        env,
+        accounts_file,
+    })
+}
+
+async fn trading(
+    provider: &str,
+    demo: crate::providers::simulator::DemoAccount,
+) -> std::io::Result<Simulator> {
+    let simulator = Simulator::start(provider, Decimal::from(demo.balance)).await?;
+    simulator.start_sales(Sales {
+        every: demo.sale_every,
+        low: Decimal::from(demo.low),
+        top_up: Decimal::from(demo.top_up),
+    });
+    Ok(simulator)
+}
+
+/// The example's account aimed at `simulator`, as JSON (which is YAML).
+fn generic_account(simulator: &Simulator, demo: crate::providers::simulator::DemoAccount) -> Value {
+    let file = crate::yaml::parse(GENERIC_EXAMPLE).expect("the shipped example is valid YAML");
+    let mut account = file["accounts"][0].clone();
+    let fields: serde_json::Map<String, Value> = simulator
+        .account_fields()
+        .into_iter()
+        .map(|(field, value)| (field.to_owned(), Value::String(value)))
+        .collect();
+    account["name"] = json!("demo-generic");
+    account["request"]["url"] = json!(format!("{}/v1/cek-saldo", simulator.base_url()));
+    account["credentials"] = json!({
+        "username": fields["username"],
+        "api_key": fields["api_key"],
+    });
+    account["warning_threshold"] = json!(demo.warning);
+    account["critical_threshold"] = json!(demo.critical);
+    account["min_interval"] = json!("5s");
+    json!({ "accounts": [account] })
 }

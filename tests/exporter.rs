@@ -446,7 +446,12 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_landing_page() {
 async fn the_demo_shows_both_balances_without_credentials() {
     let exporter = Exporter::start_with_args(&[], &["--demo"]).await;
     let text = exporter.scrape().await;
-    for (provider, account) in [("isikuota", "demo-isikuota"), ("ayopop", "demo-ayopop")] {
+    for (provider, account) in [
+        ("isikuota", "demo-isikuota"),
+        ("ayopop", "demo-ayopop"),
+        // examples/generic/digiflazz.yaml against a simulator of its own.
+        ("generic", "demo-generic"),
+    ] {
         assert!(sample(&text, "saldo_balance", &labels(provider, account)).unwrap() > 0.0);
         assert_eq!(
             sample(&text, "saldo_up", &labels(provider, account)),

@@ -60,26 +60,28 @@ async fn every_provider_reads_its_simulators_failure_envelopes() {
 
 #[tokio::test]
 async fn the_demo_starts_every_registered_provider_with_one_account_each() {
-    let (simulators, env) = demo::start().await.unwrap();
-    let started: Vec<_> = simulators.iter().map(Simulator::provider).collect();
+    let demo = demo::start().await.unwrap();
+    let started: Vec<_> = demo.simulators.iter().map(Simulator::provider).collect();
     let registered: Vec<_> = REGISTRY.iter().map(|entry| entry.name).collect();
-    assert_eq!(started, registered);
-    let config = Config::from_vars(env).unwrap();
-    let accounts: Vec<_> = config
-        .accounts
+    // The last simulator is the generic account's Digiflazz.
+    assert_eq!(started[..registered.len()], registered);
+    assert_eq!(started[registered.len()..], ["digiflazz"]);
+    let config = Config::from_vars(demo.env.clone()).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let mut accounts: Vec<_> = demo
+        .accounts()
+        .unwrap()
         .iter()
         .map(|a| (a.provider.name(), a.name.clone()))
         .collect();
-    let expected: Vec<_> = registered
+    let mut expected: Vec<_> = registered
         .iter()
         .map(|name| (*name, format!("demo-{name}")))
+        .chain([("generic", "demo-generic".to_owned())])
         .collect();
-    let mut accounts = accounts;
     accounts.sort();
-    let mut expected = expected;
     expected.sort();
     assert_eq!(accounts, expected);
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
 /// Accounts of one supplier share its in-flight limit: `SALDO_MAX_IN_FLIGHT` by default, an
