@@ -19,13 +19,21 @@ if [[ "${1:-}" == "--quick" ]]; then
   criterion_args=(--warm-up-time 0.5 --measurement-time 1)
 fi
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "installing wrk"
+# wrk drives the load; nginx serves the exporter's bytes from a file, for comparison. nginx is
+# started by benches/fleet.rs with its own configuration in a temporary directory, never as a
+# service (Debian's package may start one on port 80 where there is an init system).
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+[ -x "$(command -v nginx || echo /usr/sbin/nginx)" ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 fi
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
 # A cold scrape of 1,000 accounts holds 1,000 upstream sockets (2,000 in the proxying fakes).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 
@@ -58,7 +66,8 @@ render_table=$("$fleet" render-table --criterion "$target_dir/criterion")
 echo "$render_table"
 
 echo "== scenarios (benches/fleet.rs) against $exporter"
-"$fleet" run --exporter "$exporter" --baseline "$baseline" --out "$out" "${quick[@]}"
+"$fleet" run --exporter "$exporter" --baseline "$baseline" --nginx "$nginx" --out "$out" \
+  "${quick[@]}"
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 mode="full"
@@ -82,7 +91,9 @@ connections the exporter opens; accounts alternate between one isikuota and one 
 supplier, as a reseller with many accounts at a few suppliers has them. \`benches/fleet.rs\`
 drives the scenarios; \`benches/baseline_server.rs\` is the baseline: a minimal hyper 1 server
 on the same tokio runtime that serves, from memory, the very bytes the exporter answered, with
-the same content type and HTTP/1.1 keep-alive. \`benches/render.rs\` is a criterion benchmark
+the same content type and HTTP/1.1 keep-alive. At 50 accounts nginx serves those bytes too,
+from files (plain, and with \`gzip_static\` the exporter's compressed answer), with as many
+worker processes as the exporter has serving threads (2). \`benches/render.rs\` is a criterion benchmark
 of the library's render path.
 
 The machine is shared with other engineers' builds, so every HTTP figure is measured next to
@@ -99,6 +110,7 @@ the two cores with the server under test.
 | kernel | $(uname -sr) |
 | rustc | $(rustc --version) |
 | wrk | $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2) |
+| nginx | $("$nginx" -v 2>&1 | sed 's/^nginx version: //') |
 | load average before / after | $load_before / $load_after |
 
 ## Figures

@@ -4,7 +4,7 @@
 //! ```text
 //! fleet serve --accounts N [--latency 200ms] [--suppliers 2] [--dir DIR]
 //!     start the fakes, write DIR/accounts.yaml for SALDO_CONFIG_FILE, run until Ctrl-C
-//! fleet run --exporter BIN --baseline BIN --out DIR [--quick] [--only a,b]
+//! fleet run --exporter BIN --baseline BIN [--nginx BIN] --out DIR [--quick] [--only a,b]
 //!     run the scenarios (throughput, cold, suppliers, single_flight, startup, load); print each figure
 //!     and write DIR/results.json and DIR/figures.md
 //! fleet render-table --criterion DIR
@@ -66,6 +66,7 @@ fn main() -> ExitCode {
                 exporter: path("--exporter"),
                 baseline: path("--baseline"),
                 out: path("--out"),
+                nginx: flag("--nginx").map(PathBuf::from),
                 quick: args.iter().any(|a| a == "--quick"),
                 only: flag("--only").map(|list| list.split(',').map(str::to_owned).collect()),
             };
@@ -90,6 +91,8 @@ struct Options {
     exporter: PathBuf,
     baseline: PathBuf,
     out: PathBuf,
+    /// nginx, for the throughput scenario's static-file comparison.
+    nginx: Option<PathBuf>,
     quick: bool,
     only: Option<Vec<String>>,
 }
@@ -273,6 +276,9 @@ fn serve(accounts: usize, latency: Duration, suppliers: usize, dir: &Path) {
 struct Server {
     child: Child,
     address: SocketAddr,
+    /// Stopped with SIGTERM rather than SIGKILL: an nginx master ends its workers only when
+    /// asked to.
+    gently: bool,
 }
 
 impl Server {
@@ -307,6 +313,67 @@ impl Server {
         Self::start(command, address)
     }
 
+    /// nginx serving `body` (and `body.gz`, with `gzip_static`) at `/metrics` from `dir`, with
+    /// `workers` worker processes; unprivileged, its pid, logs and temp files all in `dir`.
+    fn nginx(bin: &Path, dir: &Path, workers: usize) -> Server {
+        let address = free_address();
+        let config = format!(
+            "daemon off;\n\
+             master_process on;\n\
+             worker_processes {workers};\n\
+             pid {dir}/nginx.pid;\n\
+             error_log {dir}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+             \x20 access_log off;\n\
+             \x20 client_body_temp_path {dir}/client_body;\n\
+             \x20 proxy_temp_path {dir}/proxy;\n\
+             \x20 fastcgi_temp_path {dir}/fastcgi;\n\
+             \x20 uwsgi_temp_path {dir}/uwsgi;\n\
+             \x20 scgi_temp_path {dir}/scgi;\n\
+             \x20 types {{ }}\n\
+             \x20 default_type \"{content_type}\";\n\
+             \x20 sendfile on;\n\
+             \x20 tcp_nopush on;\n\
+             \x20 server_tokens off;\n\
+             \x20 etag off;\n\
+             \x20 keepalive_requests 1000000;\n\
+             \x20 server {{\n\
+             \x20   listen {address};\n\
+             \x20   root {dir}/www;\n\
+             \x20   gzip_static on;\n\
+             \x20   gzip_vary on;\n\
+             \x20   location = /-/ready {{ return 200 \"Ready\\n\"; }}\n\
+             \x20 }}\n\
+             }}\n",
+            dir = dir.display(),
+            content_type = saldo_exporter::metrics::CONTENT_TYPE,
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, config).expect("the nginx configuration can be written");
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Run as root (as in this VM), nginx would keep a root master: drop to nobody instead.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            use std::os::unix::process::CommandExt as _;
+            command.uid(65534).gid(65534);
+        }
+        let mut server = Self::start(command, address).0;
+        server.gently = true;
+        server
+    }
+
     /// Spawns `command` and returns with the time from spawning to the first 200 of `/-/ready`.
     fn start(mut command: Command, address: SocketAddr) -> (Server, Duration) {
         let started = Instant::now();
@@ -322,7 +389,15 @@ impl Server {
             std::thread::sleep(Duration::from_micros(200));
         }
         let elapsed = started.elapsed();
-        (Server { child, address }, elapsed)
+        let gently = false;
+        (
+            Server {
+                child,
+                address,
+                gently,
+            },
+            elapsed,
+        )
     }
 
     fn url(&self, path: &str) -> String {
@@ -337,7 +412,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.gently {
+            // SAFETY: signals our own child, which has not been waited for yet.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -513,6 +593,7 @@ fn run(options: &Options) {
     std::fs::write(options.out.join("figures.md"), markdown).expect("figures can be written");
 }
 
+#[derive(Clone)]
 struct Wrk {
     requests_per_second: f64,
     p50: Duration,
@@ -522,11 +603,17 @@ struct Wrk {
     failures: u64,
 }
 
-/// `wrk` with two threads and 32 keep-alive connections against `url`.
-fn wrk(url: &str, duration: Duration) -> Wrk {
-    let output = Command::new("wrk")
+/// `wrk` with two threads and 32 keep-alive connections against `url`, asking for gzip when
+/// `gzip` is set.
+fn wrk(url: &str, gzip: bool, duration: Duration) -> Wrk {
+    let mut command = Command::new("wrk");
+    command
         .args(["-t2", "-c32", "--latency", "--timeout", "10s"])
-        .arg(format!("-d{}s", duration.as_secs()))
+        .arg(format!("-d{}s", duration.as_secs()));
+    if gzip {
+        command.args(["-H", "Accept-Encoding: gzip"]);
+    }
+    let output = command
         .arg(url)
         .output()
         .expect("wrk is installed (bench/run.sh installs it)");
@@ -600,6 +687,7 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
         ],
     );
     let mut json = Map::new();
+    let mut nginx_rows = Vec::new();
     for accounts in [50, 1000] {
         let fleet = runtime.block_on(Fleet::start(accounts, Duration::ZERO, 2, &options.out));
         let (exporter, _) = Server::exporter(
@@ -621,32 +709,36 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
         std::fs::write(&body_file, &body).unwrap();
         let (baseline, _) = Server::baseline(&options.baseline, Some(&body_file));
 
-        let (mut best_exporter, mut best_baseline): (Option<Wrk>, Option<Wrk>) = (None, None);
-        for round in 0..rounds {
-            // Alternate the order, so drift in the machine's load favours neither.
-            let order = if round % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for is_exporter in order {
-                let server = if is_exporter { &exporter } else { &baseline };
-                let result = wrk(&server.url("/metrics"), duration);
-                let best = if is_exporter {
-                    &mut best_exporter
-                } else {
-                    &mut best_baseline
-                };
-                assert_eq!(result.failures, 0, "wrk saw failures");
-                if best
-                    .as_ref()
-                    .is_none_or(|b| result.requests_per_second > b.requests_per_second)
-                {
-                    *best = Some(result);
-                }
-            }
+        // nginx serving the same bytes from files, plain and (gzip_static) compressed, next to
+        // the exporter asked for the same, at 50 accounts.
+        let nginx = options
+            .nginx
+            .as_ref()
+            .filter(|_| accounts == 50)
+            .map(|bin| {
+                let gzip_body = runtime.block_on(async {
+                    let response = client
+                        .get(exporter.url("/metrics"))
+                        .header("accept-encoding", "gzip")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.headers()["content-encoding"], "gzip");
+                    response.bytes().await.unwrap()
+                });
+                let dir = nginx_dir(&body, &gzip_body);
+                let server = Server::nginx(bin, dir.path(), NGINX_WORKERS);
+                (server, dir, gzip_body.len())
+            });
+        let mut contenders = vec![(&exporter, false), (&baseline, false)];
+        if let Some((server, _, _)) = &nginx {
+            contenders.extend([(server, false), (&exporter, true), (server, true)]);
         }
-        let (e, b) = (best_exporter.unwrap(), best_baseline.unwrap());
+        let best = best_of(&contenders, rounds, duration);
+        let (e, b) = (&best[0], &best[1]);
+        if let Some((_, _, gzip_len)) = &nginx {
+            nginx_rows.push((body.len(), *gzip_len, best[2..].to_vec()));
+        }
         assert_eq!(
             fleet.requests(),
             requests_before,
@@ -725,7 +817,148 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
          `/-/ready`; after load it includes the warm-up scrape and the wrk run.",
         duration.as_secs()
     ));
+    for (plain_len, gzip_len, results) in nginx_rows {
+        nginx_section(report, &mut json, plain_len, gzip_len, &results);
+    }
     report.json.insert("throughput".into(), Value::Object(json));
+}
+
+/// nginx's worker processes: as many as the exporter's serving threads (tokio's default, one
+/// per core), so neither side gets more of the two cores by construction.
+const NGINX_WORKERS: usize = 2;
+
+/// A directory for nginx: `www/metrics` and `www/metrics.gz` hold the bodies; nginx, running
+/// as nobody, writes its pid, log and temp files beside them.
+fn nginx_dir(plain: &str, gzip: &[u8]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::Builder::new()
+        .prefix("fleet-nginx")
+        .tempdir()
+        .expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("metrics"), plain).unwrap();
+    std::fs::write(www.join("metrics.gz"), gzip).unwrap();
+    dir
+}
+
+/// Runs wrk against each `(server, gzip)` in turn, `rounds` times, reversing the order every
+/// other round so that drift in the machine's load favours none; the best run of each.
+fn best_of(contenders: &[(&Server, bool)], rounds: usize, duration: Duration) -> Vec<Wrk> {
+    let mut best: Vec<Option<Wrk>> = contenders.iter().map(|_| None).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..contenders.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (server, gzip) = contenders[i];
+            let result = wrk(&server.url("/metrics"), gzip, duration);
+            assert_eq!(result.failures, 0, "wrk saw failures");
+            if best[i]
+                .as_ref()
+                .is_none_or(|b| result.requests_per_second > b.requests_per_second)
+            {
+                best[i] = Some(result);
+            }
+        }
+    }
+    best.into_iter().map(Option::unwrap).collect()
+}
+
+/// The exporter against nginx serving its bytes from files: `results` are nginx plain,
+/// exporter gzip and nginx gzip, measured with the exporter plain (reported above).
+fn nginx_section(
+    report: &mut Report,
+    json: &mut Map<String, Value>,
+    plain_len: usize,
+    gzip_len: usize,
+    results: &[Wrk],
+) {
+    let exporter_plain = json["50"]["exporter"]["rps"].as_f64().unwrap();
+    let exporter_p = (
+        Duration::from_secs_f64(json["50"]["exporter"]["p50_s"].as_f64().unwrap()),
+        Duration::from_secs_f64(json["50"]["exporter"]["p99_s"].as_f64().unwrap()),
+    );
+    let [nginx_plain, exporter_gzip, nginx_gzip] = results else {
+        panic!("three nginx results");
+    };
+    report.section(
+        "Against nginx serving the same bytes from a file, 50 accounts",
+        &[
+            "body",
+            "exporter req/s",
+            "exporter p50 / p99",
+            "nginx req/s",
+            "nginx p50 / p99",
+            "ratio req/s",
+        ],
+    );
+    let mut figures = Map::new();
+    for (what, len, e_rps, e_p, n) in [
+        ("plain", plain_len, exporter_plain, exporter_p, nginx_plain),
+        (
+            "gzip",
+            gzip_len,
+            exporter_gzip.requests_per_second,
+            (exporter_gzip.p50, exporter_gzip.p99),
+            nginx_gzip,
+        ),
+    ] {
+        let ratio = e_rps / n.requests_per_second;
+        let nginx_name = if what == "gzip" {
+            "nginx gzip_static"
+        } else {
+            "nginx"
+        };
+        report.figure(
+            &format!("cached scrape vs {nginx_name}, 50 accounts"),
+            &format!("{e_rps:.0} req/s, p99 {}", ms(e_p.1)),
+            &format!(
+                "{ratio:.2} of {nginx_name} ({:.0} req/s)",
+                n.requests_per_second
+            ),
+            verdict(ratio >= 1.0),
+        );
+        report.row(&[
+            format!("{what}, {} KiB", len / 1024),
+            format!("{e_rps:.0}"),
+            format!("{} / {}", ms(e_p.0), ms(e_p.1)),
+            format!("{:.0}", n.requests_per_second),
+            format!("{} / {}", ms(n.p50), ms(n.p99)),
+            format!("**{ratio:.2}**"),
+        ]);
+        figures.insert(
+            what.into(),
+            json!({"body_bytes": len, "exporter_rps": e_rps,
+                   "exporter_p50_s": e_p.0.as_secs_f64(), "exporter_p99_s": e_p.1.as_secs_f64(),
+                   "nginx_rps": n.requests_per_second, "nginx_p50_s": n.p50.as_secs_f64(),
+                   "nginx_p99_s": n.p99.as_secs_f64(), "ratio_rps": ratio}),
+        );
+    }
+    report.note(&format!(
+        "The exporter's own answers for 50 accounts, plain and gzip-compressed, written to \
+         files and served by nginx ({}) with `sendfile on`, `gzip_static on`, access log off, \
+         unlimited keep-alive, {NGINX_WORKERS} worker processes as an unprivileged user; the \
+         exporter serves on tokio's {NGINX_WORKERS} worker threads. Alternating with the runs \
+         above in the same rounds, the same wrk settings; gzip runs send \
+         `Accept-Encoding: gzip`. Target: ratio ≥ 1.",
+        nginx_version()
+    ));
+    json.insert("nginx".into(), Value::Object(figures));
+}
+
+fn nginx_version() -> String {
+    Command::new("nginx")
+        .arg("-v")
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            text.strip_prefix("nginx version: ").map(str::to_owned)
+        })
+        .unwrap_or_else(|| "nginx".into())
 }
 
 /// The first scrape of a fresh exporter whose suppliers answer after 200 ms, then a second

@@ -137,18 +137,17 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// The plain text, or with `gzip` the compressed body.
+    /// The parts, plain or with `gzip` compressed, to be sent one after the other: shared, not
+    /// copied.
+    pub fn chunks(&self, gzip: bool) -> [Bytes; 2] {
+        self.parts
+            .each_ref()
+            .map(|part| if gzip { part.gzip() } else { part.text() }.clone())
+    }
+
+    /// The plain text, or with `gzip` the compressed body, in one buffer.
     pub fn body(&self, gzip: bool) -> Bytes {
-        let pieces: Vec<&Bytes> = self
-            .parts
-            .iter()
-            .map(|part| if gzip { part.gzip() } else { part.text() })
-            .collect();
-        let mut body = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
-        for piece in pieces {
-            body.extend_from_slice(piece);
-        }
-        Bytes::from(body)
+        Bytes::from(self.chunks(gzip).concat())
     }
 }
 

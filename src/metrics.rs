@@ -6,6 +6,7 @@
 //! filled from the collector's state right before each gather, in [`Metrics::render`], so they
 //! can never drift from it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::core::Collector;
@@ -66,10 +67,12 @@ macro_rules! metrics {
     ) => {
         $(#[$meta])*
         pub struct $name {
-            registry: Registry,
             /// The standard `process_*` metrics, apart: they change between any two scrapes,
-            /// everything in `registry` only when a check finishes or the accounts change.
+            /// the `saldo_*` families only when a check finishes or the accounts change.
             process: Registry,
+            /// The length of the last `saldo_*` text, to size the next one's buffer: at 1,000
+            /// accounts growing it by doubling would hold 2 MB and 4 MB at once.
+            last_len: AtomicUsize,
             $(
                 $(#[doc = $doc])+
                 pub $field: $type,
@@ -77,7 +80,7 @@ macro_rules! metrics {
         }
 
         impl $name {
-            fn register(registry: Registry, process: Registry) -> prometheus::Result<Self> {
+            fn register(process: Registry) -> prometheus::Result<Self> {
                 $(
                     let help = [$($doc.trim()),+].join(" ");
                     let $field = <$type as Family>::create(
@@ -85,9 +88,13 @@ macro_rules! metrics {
                         &help,
                         &[$($label),*],
                     )?;
-                    registry.register(Box::new($field.clone()))?;
                 )+
-                Ok(Self { registry, process, $($field,)+ })
+                Ok(Self { process, last_len: AtomicUsize::new(0), $($field,)+ })
+            }
+
+            /// Every family declared here, with its name.
+            fn families(&self) -> Vec<(&'static str, &dyn Collector)> {
+                vec![$((concat!("saldo_", stringify!($field)), &self.$field as &dyn Collector),)+]
             }
         }
     };
@@ -153,28 +160,15 @@ impl StateGauges {
         })
     }
 
-    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+    fn families(&self) -> [(&'static str, &dyn Collector); 3] {
         [
-            self.balance.collect(),
-            self.up.collect(),
-            self.last_success_timestamp_seconds.collect(),
+            ("saldo_balance", &self.balance),
+            ("saldo_up", &self.up),
+            (
+                "saldo_last_success_timestamp_seconds",
+                &self.last_success_timestamp_seconds,
+            ),
         ]
-        .into_iter()
-        .flatten()
-        .filter(|family| !family.get_metric().is_empty())
-        .map(|mut family| {
-            // A registry's `gather` orders series by their labels; collected directly they come
-            // in hash order, and the page would shuffle between renders.
-            family.mut_metric().sort_by_cached_key(|metric| {
-                metric
-                    .get_label()
-                    .iter()
-                    .map(|pair| pair.value().to_owned())
-                    .collect::<Vec<_>>()
-            });
-            family
-        })
-        .collect()
     }
 }
 
@@ -195,8 +189,7 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("the process collector registers once");
-        let metrics =
-            Self::register(Registry::new(), process).expect("metric names are valid and unique");
+        let metrics = Self::register(process).expect("metric names are valid");
         metrics
             .build_info
             .with_label_values(&[crate::VERSION, crate::REVISION])
@@ -351,11 +344,34 @@ impl Metrics {
                     .set(seconds.as_secs_f64());
             }
         }
-        let mut families = self.registry.gather();
-        families.extend(state.collect());
-        families.sort_by(|a, b| a.name().cmp(b.name()));
-        encode(&families)
+        let mut families = self.families();
+        families.extend(state.families());
+        families.sort_by_key(|(name, _)| *name);
+        // One family at a time, as a registry's `gather` would order them, but without holding
+        // a copy of every series at once (30 per account).
+        let mut out = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
+        for (_, family) in families {
+            for mut family in family.collect() {
+                if family.get_metric().is_empty() {
+                    continue;
+                }
+                // By label values, as `gather` sorts them: collected directly they come in
+                // hash order, and the page would shuffle between renders.
+                family
+                    .mut_metric()
+                    .sort_by(|a, b| label_values(a).cmp(label_values(b)));
+                TextEncoder::new()
+                    .encode(&[family], &mut out)
+                    .expect("the text encoder writes to memory");
+            }
+        }
+        self.last_len.store(out.len(), Ordering::Relaxed);
+        String::from_utf8(out).expect("the text format is UTF-8")
     }
+}
+
+fn label_values(metric: &prometheus::proto::Metric) -> impl Iterator<Item = &str> {
+    metric.get_label().iter().map(|pair| pair.value())
 }
 
 fn encode(families: &[prometheus::proto::MetricFamily]) -> String {

@@ -5,11 +5,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{
     ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, VARY,
     WWW_AUTHENTICATE,
@@ -55,6 +57,54 @@ pub struct App {
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
+/// The exporter's own answers: a body of shared chunks sent as they are, so that the cached
+/// exposition goes out without a copy per response (hyper writes the chunks with one
+/// `writev`).
+pub type Answer = Response<Chunks>;
+
+/// A body of up to two shared chunks, in order.
+#[derive(Default)]
+pub struct Chunks([Bytes; 2]);
+
+impl Chunks {
+    pub fn new(chunks: [Bytes; 2]) -> Self {
+        Self(chunks)
+    }
+}
+
+impl From<Bytes> for Chunks {
+    fn from(body: Bytes) -> Self {
+        Self([body, Bytes::new()])
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self
+            .get_mut()
+            .0
+            .iter_mut()
+            .find(|chunk| !chunk.is_empty())
+            .map(std::mem::take);
+        Poll::Ready(next.map(|chunk| Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.iter().all(Bytes::is_empty)
+    }
+
+    /// Exact, so hyper sends a Content-Length rather than chunked encoding.
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().map(|chunk| chunk.len() as u64).sum())
+    }
+}
+
 /// Serves the exporter on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let tls = app.web.serves_tls().then(|| Arc::clone(&app.web));
@@ -83,14 +133,15 @@ pub async fn accept_loop<H, F>(
 /// Accepts HTTP/1 connections (over TLS, with its current certificate, when `tls` is given) and
 /// answers each request with `handler`, until `shutdown`; then lets open connections finish for
 /// a short grace period.
-pub async fn accept_connections<H, F>(
+pub async fn accept_connections<H, F, B>(
     listener: TcpListener,
     tls: Option<Arc<Live>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes, Error = Infallible> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -206,7 +257,7 @@ pub async fn healthcheck(listen: SocketAddr, https: bool) -> Result<(), String> 
 
 /// Applies the web configuration around [`handle`]: basic auth first, extra headers on every
 /// answer, 401 included.
-async fn respond_to(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
+async fn respond_to(app: Arc<App>, request: Request<Incoming>) -> Answer {
     let web = app.web.current().await;
     let mut response = match &web.auth {
         Some(auth) if !auth.allows(request.headers()).await => {
@@ -225,7 +276,7 @@ async fn respond_to(app: Arc<App>, request: Request<Incoming>) -> HttpResponse {
     response
 }
 
-async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
+async fn handle(app: &App, request: Request<Incoming>) -> Answer {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
         response
@@ -242,7 +293,8 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
                 app.collector.refresh(Instant::now() + budget).await;
             }
             let gzip = accepts_gzip(request.headers());
-            let mut response = Response::new(Full::new(app.collector.exposition().body(gzip)));
+            let body = Chunks::new(app.collector.exposition().chunks(gzip));
+            let mut response = Response::new(body);
             let headers = response.headers_mut();
             headers.insert(
                 CONTENT_TYPE,
@@ -254,14 +306,14 @@ async fn handle(app: &App, request: Request<Incoming>) -> HttpResponse {
             }
             response
         }
-        "/" => respond(
+        "/" => answer(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            landing::page(
+            Bytes::from(landing::page(
                 &app.collector.statuses(),
                 &app.telemetry_path,
                 SystemTime::now(),
-            ),
+            )),
         ),
         "/-/healthy" => text(StatusCode::OK, "Healthy\n"),
         // Configuration is loaded and checked before the listener exists, so serving means ready.
@@ -315,7 +367,15 @@ pub fn scrape_budget(headers: &HeaderMap, timeout: Duration) -> Duration {
 
 /// A response with a body and its content type; shared with the simulators.
 pub fn respond(status: StatusCode, content_type: &str, body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    with_type(status, content_type, Full::new(Bytes::from(body)))
+}
+
+fn answer(status: StatusCode, content_type: &'static str, body: Bytes) -> Answer {
+    with_type(status, content_type, Chunks::from(body))
+}
+
+fn with_type<B>(status: StatusCode, content_type: &str, body: B) -> Response<B> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -324,8 +384,12 @@ pub fn respond(status: StatusCode, content_type: &str, body: String) -> HttpResp
     response
 }
 
-fn text(status: StatusCode, body: &'static str) -> HttpResponse {
-    respond(status, "text/plain; charset=utf-8", body.to_owned())
+fn text(status: StatusCode, body: &'static str) -> Answer {
+    answer(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 #[cfg(test)]
