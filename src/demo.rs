@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::config::{self, AccountConfig, Config, ConfigError};
 use crate::providers::REGISTRY;
+use crate::providers::simulator::DemoAccount;
 pub use crate::providers::simulator::{Credentials, Fault, Kind, Sales, Simulator};
 
 /// The generic demo account's configuration: the example a user would start from.
@@ -62,9 +63,13 @@ pub async fn start() -> std::io::Result<Demo> {
         env.push((format!("{prefix}MIN_INTERVAL"), "5s".into()));
         simulators.push(simulator);
     }
-    let digiflazz = crate::providers::digiflazz::PROVIDER.demo;
-    let simulator = trading("digiflazz", digiflazz).await?;
-    let accounts_file = generic_account(&simulator, digiflazz).to_string();
+    // A balance of its own, so the page does not seem to show demo-digiflazz twice.
+    let demo = DemoAccount {
+        balance: 8_750_000,
+        ..crate::providers::digiflazz::PROVIDER.demo
+    };
+    let simulator = trading("digiflazz", demo).await?;
+    let accounts_file = generic_account(&simulator, demo).to_string();
     simulators.push(simulator);
     Ok(Demo {
         simulators,
@@ -73,10 +78,7 @@ pub async fn start() -> std::io::Result<Demo> {
     })
 }
 
-async fn trading(
-    provider: &str,
-    demo: crate::providers::simulator::DemoAccount,
-) -> std::io::Result<Simulator> {
+async fn trading(provider: &str, demo: DemoAccount) -> std::io::Result<Simulator> {
     let simulator = Simulator::start(provider, Decimal::from(demo.balance)).await?;
     simulator.start_sales(Sales {
         every: demo.sale_every,
