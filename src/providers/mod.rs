@@ -75,8 +75,8 @@ pub static NAMES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| REGISTRY.iter().map(|entry| entry.name).collect());
 
 /// Every `provider:` value: the registered suppliers and [`generic`], which is no supplier of
-/// its own (it has no simulator, demo or `SALDO_GENERIC_*` variables) and is configured in the
-/// accounts file only.
+/// its own (it has no simulator of its own and no `SALDO_GENERIC_*` variables) and is
+/// configured in the accounts file only.
 pub static ALL_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut names = NAMES.clone();
     names.push(generic::NAME);
