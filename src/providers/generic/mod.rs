@@ -162,7 +162,8 @@ pub struct Generic {
     method: Method,
     url: Template,
     query: Vec<(String, Template)>,
-    headers: Vec<(HeaderName, Template)>,
+    /// The header, the name as written (for errors) and its template.
+    headers: Vec<(HeaderName, String, Template)>,
     body: Body,
     balance: BalanceSource,
     separators: Separators,
@@ -302,7 +303,7 @@ impl Generic {
                 .map_err(|_| error(&path, "not a valid header name"))?;
             let mut template = scope.template(&path, &value, &["body"])?;
             template.tainted |= body_tainted && template_reads(&template, "body");
-            headers.push((header, template));
+            headers.push((header, name, template));
         }
 
         let balance = spec.balance;
@@ -420,7 +421,10 @@ impl Generic {
             base.set_path(REDACTED);
             base
         } else {
-            url.clone()
+            // A password written into the URL itself is no credential, but no less secret.
+            let mut shown = url.clone();
+            let _ = shown.set_password(None);
+            shown
         };
         for (name, template) in &self.query {
             let value = text(&format!("request.query.{name}"), template, &context)?;
@@ -464,6 +468,7 @@ impl Generic {
             } => {
                 let value = text("request.body", template, &context)?;
                 let shown = if template.tainted {
+                    secrets.push(value.clone());
                     REDACTED.to_owned()
                 } else {
                     value.clone()
@@ -480,8 +485,8 @@ impl Generic {
 
         let mut headers = Vec::new();
         let mut log_headers = Vec::new();
-        for (name, template) in &self.headers {
-            let path = format!("request.headers.{name}");
+        for (name, written, template) in &self.headers {
+            let path = format!("request.headers.{written}");
             let value = text(&path, template, &context)?;
             let mut header = HeaderValue::from_str(&value).map_err(|_| {
                 (

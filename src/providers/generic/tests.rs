@@ -163,6 +163,11 @@ fn bad_fields_are_named_by_their_dotted_path() {
             "unknown variable \"later\"",
         ),
         (
+            json!({"request": {"headers": {"X-Line": "{{ 'a\nb' }}"}}}),
+            "request.headers.X-Line",
+            "valid header value",
+        ),
+        (
             json!({"request": {"url": "ftp://example.test/x"}}),
             "request.url",
             "http(s) URL",
