@@ -394,6 +394,19 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError>
     Ok(serde_json::from_value(value)?)
 }
 
+/// A rupiah balance from the amount at `field` (named in a decode error), for the suppliers
+/// whose answers name no currency: they deal in rupiah only.
+pub fn rupiah(field: &str, amount: Option<&Value>) -> Result<Balance, UpstreamError> {
+    let amount = amount.ok_or_else(|| UpstreamError::Decode(format!("{field}: missing")))?;
+    let amount =
+        parse_amount(amount).map_err(|err| UpstreamError::Decode(format!("{field}: {err}")))?;
+    Ok(Balance {
+        amount,
+        currency: "IDR".into(),
+        holder: None,
+    })
+}
+
 /// The `data` object both seeded providers answer with: a balance, usually a currency, and
 /// sometimes the holder's name.
 #[derive(Deserialize)]

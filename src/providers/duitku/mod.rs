@@ -16,8 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt, parse_amount,
-    refusal,
+    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt, refusal, rupiah,
 };
 use crate::error::UpstreamError;
 use crate::signing::sha256_hex;
@@ -139,17 +138,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     }
     // No fallback to `balance`: `effectiveBalance` is what can be used, and a missing one is an
     // error rather than a possibly overstated balance.
-    let effective = reply
-        .effective_balance
-        .ok_or_else(|| UpstreamError::Decode("missing field `effectiveBalance`".into()))?;
-    let amount = parse_amount(&effective)
-        .map_err(|err| UpstreamError::Decode(format!("effectiveBalance: {err}")))?;
-    Ok(Balance {
-        amount,
-        // Duitku keeps rupiah only and names no currency.
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("effectiveBalance", reply.effective_balance.as_ref())
 }
 
 /// The documented `responseCode`s of a refusal.

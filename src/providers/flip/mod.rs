@@ -16,7 +16,7 @@ use url::Url;
 
 use super::{
     Answer, Balance, BoxFuture, CheckContext, Provider, Registration, Sample, decode_json,
-    endpoint, excerpt, parse_amount, refusal,
+    endpoint, excerpt, refusal, rupiah,
 };
 use crate::error::UpstreamError;
 
@@ -176,16 +176,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
             &format!("{code}: {message} {errors}"),
         ));
     }
-    let balance = answer
-        .balance
-        .ok_or_else(|| UpstreamError::Decode("no balance in the answer".into()))?;
-    let amount =
-        parse_amount(&balance).map_err(|err| UpstreamError::Decode(format!("balance: {err}")))?;
-    Ok(Balance {
-        amount,
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("balance", answer.balance.as_ref())
 }
 
 #[cfg(test)]

@@ -8,14 +8,13 @@
 use std::time::SystemTime;
 
 use reqwest::{Client, RequestBuilder};
-use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt, parse_amount,
+    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt, rupiah,
 };
 use crate::error::UpstreamError;
 
@@ -113,14 +112,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
         let message = super::envelope_text(&data.message);
         return Err(failure(&rc, &message));
     }
-    let amount: Decimal = parse_amount(&data.balance)
-        .map_err(|err| UpstreamError::Decode(format!("data.balance: {err}")))?;
-    Ok(Balance {
-        amount,
-        // IAK balances are rupiah; the answer names no currency.
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("data.balance", Some(&data.balance))
 }
 
 /// Classifies a documented `rc`, naming the finer class for the log line.
@@ -140,6 +132,8 @@ fn failure(rc: &str, message: &str) -> UpstreamError {
 
 #[cfg(test)]
 mod tests {
+    use rust_decimal::Decimal;
+
     use super::*;
     use crate::error::Reason;
 

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::{
     Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt,
-    names_a_credential_problem, parse_amount,
+    names_a_credential_problem, rupiah,
 };
 use crate::error::UpstreamError;
 use crate::signing;
@@ -166,17 +166,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     let Value::Object(data) = answer.data else {
         return Err(UpstreamError::Decode("Data: not a JSON object".into()));
     };
-    let balance = data
-        .get("MerchantBalance")
-        .ok_or_else(|| UpstreamError::Decode("Data.MerchantBalance: missing".into()))?;
-    let amount = parse_amount(balance)
-        .map_err(|err| UpstreamError::Decode(format!("Data.MerchantBalance: {err}")))?;
-    Ok(Balance {
-        amount,
-        // iPaymu accounts are rupiah accounts; the answer names no currency.
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("Data.MerchantBalance", data.get("MerchantBalance"))
 }
 
 /// A failure envelope. iPaymu documents no code list: 401 and 403 (and messages naming the

@@ -15,7 +15,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, parse_amount, refusal,
+    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, refusal, rupiah,
 };
 use crate::error::UpstreamError;
 
@@ -107,16 +107,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
             &format!("{message} {errors}"),
         ));
     }
-    let balance = answer
-        .balance
-        .ok_or_else(|| UpstreamError::Decode("no balance in the answer".into()))?;
-    let amount =
-        parse_amount(&balance).map_err(|err| UpstreamError::Decode(format!("balance: {err}")))?;
-    Ok(Balance {
-        amount,
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("balance", answer.balance.as_ref())
 }
 
 #[cfg(test)]

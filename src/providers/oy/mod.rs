@@ -15,7 +15,7 @@ use url::Url;
 
 use super::{
     Answer, Balance, BoxFuture, CheckContext, Provider, Registration, Sample, decode_json,
-    endpoint, excerpt, parse_amount, refusal,
+    endpoint, excerpt, refusal, rupiah,
 };
 use crate::error::UpstreamError;
 
@@ -153,17 +153,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     }
     // No fallback to `balance`: it includes `pendingBalance`, money that cannot be spent, so a
     // missing `availableBalance` is an error rather than an overstated balance.
-    let available = reply
-        .available_balance
-        .ok_or_else(|| UpstreamError::Decode("missing field `availableBalance`".into()))?;
-    let amount = parse_amount(&available)
-        .map_err(|err| UpstreamError::Decode(format!("availableBalance: {err}")))?;
-    Ok(Balance {
-        amount,
-        // OY! keeps rupiah only and names no currency.
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("availableBalance", reply.available_balance.as_ref())
 }
 
 /// The documented `status.code`s of a refusal.

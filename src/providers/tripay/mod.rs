@@ -17,7 +17,7 @@ use url::Url;
 
 use super::{
     Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt,
-    names_a_credential_problem, parse_amount,
+    names_a_credential_problem, rupiah,
 };
 use crate::error::UpstreamError;
 
@@ -111,14 +111,7 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
         let message = answer.message.unwrap_or_default();
         return Err(classify(&message));
     }
-    let amount =
-        parse_amount(&answer.data).map_err(|err| UpstreamError::Decode(format!("data: {err}")))?;
-    Ok(Balance {
-        amount,
-        // Tripay PPOB deals in rupiah only and names no currency.
-        currency: "IDR".into(),
-        holder: None,
-    })
+    rupiah("data", Some(&answer.data))
 }
 
 /// A `success: false` answer. Tripay documents no error codes, so the message's words decide

@@ -15,8 +15,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt, parse_amount,
-    refusal,
+    Balance, Registration, Sample, SimpleProvider, decode_json, endpoint, excerpt, refusal, rupiah,
 };
 use crate::error::UpstreamError;
 
@@ -119,13 +118,9 @@ pub fn decode(body: &[u8]) -> Result<Balance, UpstreamError> {
     }
     let profile = Profile::deserialize(&answer.data)
         .map_err(|err| UpstreamError::Decode(format!("data: {err}")))?;
-    let amount = parse_amount(&profile.balance)
-        .map_err(|err| UpstreamError::Decode(format!("data.balance: {err}")))?;
     Ok(Balance {
-        amount,
-        // VIP Reseller balances are rupiah; the answer names no currency.
-        currency: "IDR".into(),
         holder: profile.full_name,
+        ..rupiah("data.balance", Some(&profile.balance))?
     })
 }
 
