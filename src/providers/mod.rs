@@ -299,16 +299,25 @@ impl Answer {
         if self.status.is_success() {
             return decode(&self.body);
         }
-        if matches!(
-            self.status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            return Err(UpstreamError::Auth(format!("HTTP {}", self.status)));
+        let usual = status_error(self.status);
+        if matches!(usual, UpstreamError::Auth(_)) {
+            return Err(usual);
         }
         match decode(&self.body) {
             Err(UpstreamError::Auth(message)) => Err(UpstreamError::Auth(message)),
-            _ => Err(UpstreamError::HttpStatus(self.status)),
+            _ => Err(usual),
         }
+    }
+}
+
+/// The reason a non-2xx status gives by itself: 401 and 403 are `auth`, any other status
+/// `http_status`.
+pub fn status_error(status: StatusCode) -> UpstreamError {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            UpstreamError::Auth(format!("HTTP {status}"))
+        }
+        _ => UpstreamError::HttpStatus(status),
     }
 }
 

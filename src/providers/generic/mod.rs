@@ -554,12 +554,7 @@ impl Generic {
         {
             return Err(UpstreamError::RateLimited { retry_after });
         }
-        let usual = || match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                UpstreamError::Auth(format!("HTTP {status}"))
-            }
-            _ => UpstreamError::HttpStatus(status),
-        };
+        let usual = || super::status_error(status);
         let reads_json = matches!(self.balance, BalanceSource::Json(_))
             || matches!(self.currency, Currency::Json(_));
         if reads_json && json.is_none() {
