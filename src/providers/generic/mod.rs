@@ -294,15 +294,16 @@ impl Generic {
                 "a request with a body must be POST",
             ));
         }
-        // Headers may sign the exact bytes sent.
-        let body_tainted = body.tainted();
+        // Headers may sign the exact bytes sent, which reveal what the body's templates do.
+        if body.tainted() {
+            scope.secret.insert("body".into());
+        }
         let mut headers = Vec::new();
         for (name, value) in request.headers {
             let path = format!("request.headers.{name}");
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| error(&path, "not a valid header name"))?;
-            let mut template = scope.template(&path, &value, &["body"])?;
-            template.tainted |= body_tainted && template_reads(&template, "body");
+            let template = scope.template(&path, &value, &["body"])?;
             headers.push((header, name, template));
         }
 
@@ -763,10 +764,6 @@ impl JsonTemplate {
             JsonTemplate::Object(fields) => fields.iter().any(|(_, v)| v.tainted()),
         }
     }
-}
-
-fn template_reads(template: &Template, name: &str) -> bool {
-    template::variables(&template.source).is_ok_and(|names| names.contains(name))
 }
 
 fn render_json(
