@@ -88,8 +88,9 @@ async fn trading(provider: &str, demo: DemoAccount) -> std::io::Result<Simulator
     Ok(simulator)
 }
 
-/// The example's account aimed at `simulator`, as JSON (which is YAML).
-fn generic_account(simulator: &Simulator, demo: crate::providers::simulator::DemoAccount) -> Value {
+/// `examples/generic/digiflazz.yaml`'s account as JSON (which is YAML), called `name` and
+/// aimed at the Digiflazz `simulator` with its credentials.
+pub fn generic_digiflazz(simulator: &Simulator, name: &str) -> Value {
     let file = crate::yaml::parse(GENERIC_EXAMPLE).expect("the shipped example is valid YAML");
     let mut account = file["accounts"][0].clone();
     let fields: serde_json::Map<String, Value> = simulator
@@ -97,12 +98,18 @@ fn generic_account(simulator: &Simulator, demo: crate::providers::simulator::Dem
         .into_iter()
         .map(|(field, value)| (field.to_owned(), Value::String(value)))
         .collect();
-    account["name"] = json!("demo-generic");
+    account["name"] = json!(name);
     account["request"]["url"] = json!(format!("{}/v1/cek-saldo", simulator.base_url()));
     account["credentials"] = json!({
         "username": fields["username"],
         "api_key": fields["api_key"],
     });
+    account
+}
+
+/// The demo's generic account, as an accounts file.
+fn generic_account(simulator: &Simulator, demo: DemoAccount) -> Value {
+    let mut account = generic_digiflazz(simulator, "demo-generic");
     account["warning_threshold"] = json!(demo.warning);
     account["critical_threshold"] = json!(demo.critical);
     account["min_interval"] = json!("5s");

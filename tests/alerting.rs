@@ -572,6 +572,9 @@ impl Suppliers {
             (&self.breaking, "ayopop", BREAKING, None),
         ]
         .map(|(simulator, provider, name, thresholds)| {
+            if provider == "digiflazz" {
+                return generic(simulator, name, thresholds);
+            }
             // The simulator's SALDO_<PROVIDER>_<FIELD> variables are the file's fields.
             let prefix = format!("SALDO_{}_", provider.to_uppercase());
             let mut fields: Map<String, Value> = simulator
@@ -592,30 +595,20 @@ impl Suppliers {
                 fields.insert("warning_threshold".into(), warning.into());
                 fields.insert("critical_threshold".into(), critical.into());
             }
-            if provider == "digiflazz" {
-                return generic(fields);
-            }
             Value::Object(fields)
         });
         json!({ "accounts": accounts })
     }
 }
 
-/// The dropping account as a `generic` account (`examples/generic/digiflazz.yaml`) with the
-/// built-in account's credentials, URL, name and thresholds: the rules and dashboards must show
-/// and alert on it with no change.
-fn generic(mut builtin: Map<String, Value>) -> Value {
-    let file = saldo_exporter::yaml::parse(&read("examples/generic/digiflazz.yaml")).unwrap();
-    let mut account = file["accounts"][0].clone();
-    let base_url = builtin.remove("base_url").unwrap();
-    account["request"]["url"] = json!(format!("{}/v1/cek-saldo", base_url.as_str().unwrap()));
-    account["credentials"] = json!({
-        "username": builtin.remove("username").unwrap(),
-        "api_key": builtin.remove("api_key").unwrap(),
-    });
-    builtin.remove("provider");
-    for (field, value) in builtin {
-        account[field] = value;
+/// The dropping account as a `generic` account (`examples/generic/digiflazz.yaml`, aimed as the
+/// demo aims it) with the same thresholds: the rules and dashboards must show and alert on it
+/// with no change.
+fn generic(simulator: &Simulator, name: &str, thresholds: Option<(i64, i64)>) -> Value {
+    let mut account = saldo_exporter::demo::generic_digiflazz(simulator, name);
+    if let Some((warning, critical)) = thresholds {
+        account["warning_threshold"] = warning.into();
+        account["critical_threshold"] = critical.into();
     }
     account
 }

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper::{Request, StatusCode};
 use rust_decimal::Decimal;
 use saldo_exporter::demo::{Fault, Simulator};
+use saldo_exporter::error::Reason;
 use saldo_exporter::server::{HttpResponse, accept_loop, respond};
 use saldo_exporter::signing;
 use serde_json::{Value, json};
@@ -94,25 +95,18 @@ fn aimed(
 
 /// Each account's `saldo_upstream_errors_total` by reason.
 fn errors(text: &str, account: &str) -> BTreeMap<String, f64> {
-    [
-        "auth",
-        "rate_limited",
-        "decode",
-        "rejected",
-        "http_status",
-        "connect",
-        "timeout",
-    ]
-    .into_iter()
-    .filter_map(|reason| {
-        let value = sample(
-            text,
-            "saldo_upstream_errors_total",
-            &[("account", account), ("reason", reason)],
-        )?;
-        Some((reason.to_owned(), value))
-    })
-    .collect()
+    Reason::ALL
+        .map(Reason::as_str)
+        .into_iter()
+        .filter_map(|reason| {
+            let value = sample(
+                text,
+                "saldo_upstream_errors_total",
+                &[("account", account), ("reason", reason)],
+            )?;
+            Some((reason.to_owned(), value))
+        })
+        .collect()
 }
 
 /// The reasons whose count rose between two scrapes.
