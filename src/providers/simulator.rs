@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -415,6 +417,12 @@ impl State {
     }
 }
 
+/// The decoded `user:password` of a Basic `Authorization` header.
+pub fn basic_credentials(header: Option<&str>) -> Option<String> {
+    let encoded = header?.strip_prefix("Basic ")?;
+    String::from_utf8(BASE64_STANDARD.decode(encoded).ok()?).ok()
+}
+
 pub fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
     respond(status, "text/plain", body.into())
 }
@@ -455,6 +463,17 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         // - 20 000 = 65 000 < 70 000, so + 1 000 000
         assert_eq!(simulator.shared.state().advance(), Decimal::from(1_065_000));
+    }
+
+    #[test]
+    fn basic_credentials_are_decoded_and_other_schemes_are_not() {
+        assert_eq!(
+            basic_credentials(Some("Basic eG5kX2RldmVsb3BtZW50X0VYQU1QTEU6")).as_deref(),
+            Some("xnd_development_EXAMPLE:")
+        );
+        assert_eq!(basic_credentials(Some("Bearer abc")), None);
+        assert_eq!(basic_credentials(Some("Basic !!")), None);
+        assert_eq!(basic_credentials(None), None);
     }
 
     #[tokio::test]

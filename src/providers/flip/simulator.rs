@@ -10,15 +10,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use base64::Engine;
-use base64::prelude::BASE64_STANDARD;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::providers::simulator::{
-    Credentials, HttpResponse, Refusal, Route, SimRequest, Supplier, json, json_amount, plain,
+    Credentials, HttpResponse, Refusal, Route, SimRequest, Supplier, basic_credentials, json,
+    json_amount, plain,
 };
 
 #[derive(Default)]
@@ -113,16 +112,12 @@ impl Supplier for Flip {
     }
 }
 
-/// The decoded `user:password` of a Basic `Authorization` header.
-fn basic_credentials(header: Option<&str>) -> Option<String> {
-    let encoded = header?.strip_prefix("Basic ")?;
-    String::from_utf8(BASE64_STANDARD.decode(encoded).ok()?).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use base64::Engine;
+    use base64::prelude::BASE64_STANDARD;
     use serde_json::{Map, Value};
 
     use super::*;

@@ -3,15 +3,13 @@
 
 use std::time::SystemTime;
 
-use base64::Engine;
-use base64::prelude::BASE64_STANDARD;
 use hyper::header::{ACCEPT, AUTHORIZATION};
 use hyper::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::providers::simulator::{
-    Credentials, HttpResponse, Refusal, Route, SimRequest, Supplier, json, plain,
+    Credentials, HttpResponse, Refusal, Route, SimRequest, Supplier, basic_credentials, json, plain,
 };
 
 pub struct Iris;
@@ -79,12 +77,6 @@ impl Supplier for Iris {
             &json!({"error_message": message, "errors": [problem]}),
         )
     }
-}
-
-/// The decoded `user:password` of a Basic `Authorization` header.
-fn basic_credentials(header: Option<&str>) -> Option<String> {
-    let encoded = header?.strip_prefix("Basic ")?;
-    String::from_utf8(BASE64_STANDARD.decode(encoded).ok()?).ok()
 }
 
 #[cfg(test)]
