@@ -225,10 +225,8 @@ impl Collector {
                 .iter()
                 .any(|n| n.is(a.target.provider, &a.target.account))
         }) {
-            let state = lock(&gone.state);
-            let currency = state.last_good.as_ref().map(|(b, _)| b.currency.as_str());
             self.metrics
-                .remove_account(gone.target.provider, &gone.target.account, currency);
+                .remove_account(gone.target.provider, &gone.target.account);
         }
         *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
         self.metrics.record_reload(true);
