@@ -301,9 +301,13 @@ impl Metrics {
         views.sort_by(|a, b| (a.account, a.provider).cmp(&(b.account, b.provider)));
         let (reload_successful, reload_at) = *lock(&self.reload);
 
-        let mut out = Text(String::with_capacity(
-            self.last_len.load(Ordering::Relaxed) + 4096,
-        ));
+        // The first render has no length to go by: about 2.7 KB per account (histogram buckets
+        // and error reasons, mostly), rather than doubling up from nothing.
+        let estimate = match self.last_len.load(Ordering::Relaxed) {
+            0 => series.len() * 3072,
+            last => last,
+        };
+        let mut out = Text(String::with_capacity(estimate + 4096));
 
         // saldo_balance{account, currency, provider}: an account has a balance series only
         // once a check has succeeded.
@@ -457,6 +461,9 @@ impl Metrics {
         }
 
         self.last_len.store(out.0.len(), Ordering::Relaxed);
+        // The text is served as it is, capacity included, until the next render; shrinking a
+        // large block is a `mremap`, not a copy.
+        out.0.shrink_to_fit();
         out.0
     }
 }
