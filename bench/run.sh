@@ -119,10 +119,10 @@ $(cat "$out/figures.md")
 
 ### Render cost (criterion, in process)
 
-N accounts that all hold a balance and two thresholds. \`Collector::render\` is exactly what a
-warm \`/metrics\` answer calls besides HTTP; \`Metrics::render\` is the whole work of filling
-the state gauges, gathering the registry and text-encoding it, which a render that reuses
-nothing pays.
+N accounts that all hold a balance and two thresholds. \`Collector::exposition\` (taking the
+cached parts as shared chunks) is exactly what a warm \`/metrics\` answer calls besides HTTP;
+\`Metrics::render\` is the whole work of reading \`/proc/self\`, copying each account's
+counters and writing the text, which a render that reuses nothing pays.
 
 $render_table
 

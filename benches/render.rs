@@ -1,9 +1,10 @@
 //! Render cost: what a `/metrics` answer costs besides HTTP once every balance is known.
 //!
-//! - `render/accounts/N`: [`Collector::render`] with N accounts that all hold a balance, which
-//!   is exactly what a warm scrape calls.
-//! - `encode/accounts/N`: [`Metrics::render`] for the same N accounts: filling the state gauges,
-//!   gathering the registry and text-encoding it, the whole work when nothing is reused.
+//! - `render/accounts/N`: [`Collector::exposition`] and its plain chunks with N accounts that
+//!   all hold a balance, which is exactly what a warm scrape calls.
+//! - `encode/accounts/N`: [`Metrics::render`] for the same N accounts: reading `/proc/self`,
+//!   copying each account's counters and writing the text, the whole work when nothing is
+//!   reused.
 //! - `process_collector`: the standard `process_*` metrics alone (reading `/proc/self`).
 //!
 //! The per-account cost is the slope between the sizes. `bench/run.sh` reads the results from
@@ -82,7 +83,7 @@ fn render(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("accounts", accounts),
             &collector,
-            |b, collector| b.iter(|| collector.render()),
+            |b, collector| b.iter(|| collector.exposition().chunks(false)),
         );
     }
     group.finish();
