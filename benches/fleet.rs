@@ -1585,6 +1585,8 @@ fn nanos(ns: f64) -> String {
     match ns {
         n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
         n if n >= 1e3 => format!("{:.1} µs", n / 1e3),
+        // A slope within rounding of zero would print as "-0 ns".
+        n if n.abs() < 0.5 => "0 ns".to_owned(),
         n => format!("{n:.0} ns"),
     }
 }
