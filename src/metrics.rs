@@ -136,7 +136,13 @@ pub struct Metrics {
     /// The length of the last `saldo_*` text, to size the next one's buffer: at 1,000
     /// accounts growing it by doubling would hold 2 MB and 4 MB at once.
     last_len: AtomicUsize,
+    /// Runs in the middle of a render, after the copy: tests look at the locks from there.
+    #[cfg(test)]
+    during_render: Mutex<Option<RenderHook>>,
 }
+
+#[cfg(test)]
+type RenderHook = Box<dyn Fn(&Metrics) + Send>;
 
 impl Metrics {
     pub fn new() -> Self {
@@ -152,6 +158,8 @@ impl Metrics {
             accounts: RwLock::default(),
             reload: Mutex::new((false, 0.0)),
             last_len: AtomicUsize::new(0),
+            #[cfg(test)]
+            during_render: Mutex::new(None),
         };
         // The configuration was loaded before the exporter could start.
         metrics.record_reload(true);
@@ -297,6 +305,10 @@ impl Metrics {
             (series, counters)
         })
         .collect();
+        #[cfg(test)]
+        if let Some(hook) = lock(&self.during_render).as_ref() {
+            hook(self);
+        }
         let mut views: Vec<AccountView<'a>> = accounts.collect();
         views.sort_by(|a, b| (a.account, a.provider).cmp(&(b.account, b.provider)));
         let (reload_successful, reload_at) = *lock(&self.reload);
@@ -661,6 +673,27 @@ mod tests {
             "saldo_balance_threshold{account=\"main\",provider=\"isikuota\",severity=\"warning\"} 500000\n"
         ));
         assert!(text.contains("saldo_up{account=\"main\",provider=\"isikuota\"} 0\n"));
+    }
+
+    #[test]
+    fn a_check_can_record_its_result_while_the_text_is_written() {
+        let metrics = Metrics::new();
+        metrics.add_account("isikuota", "main", &[]);
+        let free = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&free);
+        *lock(&metrics.during_render) = Some(Box::new(move |metrics: &Metrics| {
+            // What a finishing check takes: the map of accounts, and its account's counters.
+            let map_free = metrics.accounts.try_write().is_ok();
+            let counters_free = metrics
+                .series("isikuota", "main")
+                .is_some_and(|series| series.counters.try_lock().is_ok());
+            seen.store(map_free && counters_free, Ordering::SeqCst);
+        }));
+        metrics.render_accounts(std::iter::empty());
+        assert!(
+            free.load(Ordering::SeqCst),
+            "a render held a lock a check needs"
+        );
     }
 
     #[test]
