@@ -254,10 +254,12 @@ impl Collector {
 
     /// Starts every due check, then waits for all checks in flight until `deadline`.
     pub async fn refresh(&self, deadline: Instant) {
+        // One reading of the clock for every account: a warm scrape is mostly this loop.
+        let now = Instant::now();
         let waits: Vec<_> = self
             .accounts()
             .iter()
-            .filter_map(|account| account.start_if_due(&self.metrics))
+            .filter_map(|account| account.start_if_due(now, &self.metrics))
             .collect();
         // The checks run concurrently as tasks; waiting on them one after the other costs no
         // more than the slowest, and the shared deadline bounds it.
@@ -368,13 +370,16 @@ impl Account {
     }
 
     /// Starts a check if one is due, and returns what to wait on if one is running.
-    fn start_if_due(self: &Arc<Self>, metrics: &Arc<Metrics>) -> Option<watch::Receiver<()>> {
+    fn start_if_due(
+        self: &Arc<Self>,
+        now: Instant,
+        metrics: &Arc<Metrics>,
+    ) -> Option<watch::Receiver<()>> {
         let mut state = lock(&self.state);
         // A sender dropped without recording (a panicking check) no longer counts as running.
         if let Some(done) = state.in_flight.as_ref().filter(|d| d.has_changed().is_ok()) {
             return Some(done.clone());
         }
-        let now = Instant::now();
         let due = state
             .last_started
             .is_none_or(|started| now >= started + self.target.min_interval)
