@@ -61,7 +61,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "== render cost (criterion, benches/render.rs)"
 cargo bench --locked --bench render -- "${criterion_args[@]}" 2>&1 | tee "$out/criterion.txt" |
-  grep -E '^(render|encode|process)[^ ]* +time:|bytes per account' || true
+  grep -E '^(render|due|encode|process)[^ ]* +time:|bytes per account' || true
 render_table=$("$fleet" render-table --criterion "$target_dir/criterion")
 echo "$render_table"
 
@@ -119,8 +119,9 @@ $(cat "$out/figures.md")
 
 ### Render cost (criterion, in process)
 
-N accounts that all hold a balance and two thresholds. \`Collector::exposition\` (taking the
-cached parts as shared chunks) is exactly what a warm \`/metrics\` answer calls besides HTTP;
+N accounts that all hold a balance and two thresholds. \`Collector::refresh\` with nothing due
+(a look at every account's interval) and \`Collector::exposition\` (taking the cached parts as
+shared chunks) are exactly what a warm \`/metrics\` answer calls besides HTTP;
 \`Metrics::render\` is the whole work of reading \`/proc/self\`, copying each account's
 counters and writing the text, which a render that reuses nothing pays.
 

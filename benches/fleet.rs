@@ -1537,6 +1537,7 @@ fn render_table(dir: &Path) -> String {
     let mut slopes = Vec::new();
     for (group, what) in [
         ("render", "`Collector::exposition` (a warm scrape)"),
+        ("due", "`Collector::refresh`, nothing due (a warm scrape)"),
         ("encode", "`Metrics::render` (read, copy, write)"),
     ] {
         let mut points = Vec::new();

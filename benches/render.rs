@@ -5,6 +5,8 @@
 //! - `encode/accounts/N`: [`Metrics::render`] for the same N accounts: reading `/proc/self`,
 //!   copying each account's counters and writing the text, the whole work when nothing is
 //!   reused.
+//! - `due/accounts/N`: [`Collector::refresh`] when no check is due, the other half of what a
+//!   warm scrape calls: a look at every account's interval.
 //! - `process_collector`: the standard `process_*` metrics alone (reading `/proc/self`).
 //!
 //! The per-account cost is the slope between the sizes. `bench/run.sh` reads the results from
@@ -89,6 +91,23 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
+fn due(c: &mut Criterion) {
+    let mut group = c.benchmark_group("due");
+    for accounts in SIZES {
+        let collector = warm_collector(accounts);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Nothing is due, so the future is ready at its first poll: no runtime in the way.
+        let refresh = || {
+            let mut refresh = std::pin::pin!(collector.refresh(deadline));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(refresh.as_mut().poll(&mut cx).is_ready(), "nothing is due");
+        };
+        group.throughput(Throughput::Elements(accounts as u64));
+        group.bench_function(BenchmarkId::new("accounts", accounts), |b| b.iter(refresh));
+    }
+    group.finish();
+}
+
 fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     for accounts in SIZES {
@@ -139,6 +158,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = render, encode, process_collector
+    targets = render, due, encode, process_collector
 }
 criterion_main!(benches);
