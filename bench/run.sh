@@ -43,14 +43,21 @@ out="$target_dir/bench"
 rm -rf "$out"
 mkdir -p "$out"
 
-echo "== building (release, --locked)"
-cargo build --release --locked --bin saldo_exporter
-cargo bench --locked --no-run --bench fleet --bench baseline_server --message-format=json \
+# Built as the Dockerfile builds the image's binary: glibc linked statically (crt-static), which
+# needs an explicit --target so that proc-macros and build scripts stay dynamic. The benchmark
+# binaries are built the same way, so the baseline server links what the exporter links.
+triple=$(rustc -vV | sed -n 's/^host: //p')
+export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+build=(--locked --target "$triple")
+
+echo "== building (release, --locked, static, $triple)"
+cargo build --release "${build[@]}" --bin saldo_exporter
+cargo bench "${build[@]}" --no-run --bench fleet --bench baseline_server --message-format=json \
   >"$out/build.json"
 executable() {
   grep -o "\"executable\":\"[^\"]*/$1-[0-9a-f]*\"" "$out/build.json" | tail -n 1 | cut -d'"' -f4
 }
-exporter="$target_dir/release/saldo_exporter"
+exporter="$target_dir/$triple/release/saldo_exporter"
 fleet=$(executable fleet)
 baseline=$(executable baseline_server)
 for binary in "$exporter" "$fleet" "$baseline"; do
@@ -60,7 +67,7 @@ done
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "== render cost (criterion, benches/render.rs)"
-cargo bench --locked --bench render -- "${criterion_args[@]}" 2>&1 | tee "$out/criterion.txt" |
+cargo bench "${build[@]}" --bench render -- "${criterion_args[@]}" 2>&1 | tee "$out/criterion.txt" |
   grep -E '^(render|due|encode|process)[^ ]* +time:|bytes per account' || true
 render_table=$("$fleet" render-table --criterion "$target_dir/criterion")
 echo "$render_table"
@@ -84,7 +91,8 @@ the figures by hand: run \`bench/run.sh\` again. The analysis after the figures 
 ## Method
 
 Everything runs on one machine over loopback. The exporter is the real release binary
-(\`cargo build --release --locked\`), started fresh for each scenario with a YAML accounts file
+(\`cargo build --release --locked\`, with glibc linked statically as in the container image:
+\`RUSTFLAGS='-C target-feature=+crt-static'\` and \`--target $triple\`), started fresh for each scenario with a YAML accounts file
 (\`SALDO_CONFIG_FILE\`). The suppliers are the crate's own simulators (\`saldo_exporter::demo\`,
 which check signatures as the real APIs do) behind a small TCP proxy that counts the
 connections the exporter opens; accounts alternate between one isikuota and one Ayopop
