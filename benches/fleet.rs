@@ -315,7 +315,9 @@ impl Server {
 
     /// nginx serving `body` (and `body.gz`, with `gzip_static`) at `/metrics` from `dir`, with
     /// `workers` worker processes; unprivileged, its pid, logs and temp files all in `dir`.
-    fn nginx(bin: &Path, dir: &Path, workers: usize) -> Server {
+    /// With `sendfile` off, nginx reads the file into its buffers and writes them to the
+    /// socket, copying as the exporter does.
+    fn nginx(bin: &Path, dir: &Path, workers: usize, sendfile: bool) -> Server {
         let address = free_address();
         let config = format!(
             "daemon off;\n\
@@ -333,7 +335,7 @@ impl Server {
              \x20 scgi_temp_path {dir}/scgi;\n\
              \x20 types {{ }}\n\
              \x20 default_type \"{content_type}\";\n\
-             \x20 sendfile on;\n\
+             \x20 sendfile {sendfile};\n\
              \x20 tcp_nopush on;\n\
              \x20 server_tokens off;\n\
              \x20 etag off;\n\
@@ -348,6 +350,7 @@ impl Server {
              }}\n",
             dir = dir.display(),
             content_type = saldo_exporter::metrics::CONTENT_TYPE,
+            sendfile = if sendfile { "on" } else { "off" },
         );
         let path = dir.join("nginx.conf");
         std::fs::write(&path, config).expect("the nginx configuration can be written");
@@ -775,16 +778,24 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
                     response.bytes().await.unwrap()
                 });
                 let dir = nginx_dir(&body, &gzip_body);
-                let server = Server::nginx(bin, dir.path(), NGINX_WORKERS);
-                (server, dir, gzip_body.len())
+                let server = Server::nginx(bin, dir.path(), NGINX_WORKERS, true);
+                // The same files served without sendfile: what a copy costs nginx.
+                let copy_dir = nginx_dir(&body, &gzip_body);
+                let copying = Server::nginx(bin, copy_dir.path(), NGINX_WORKERS, false);
+                (server, copying, [dir, copy_dir], gzip_body.len())
             });
         let mut contenders = vec![(&exporter, false), (&baseline, false)];
-        if let Some((server, _, _)) = &nginx {
-            contenders.extend([(server, false), (&exporter, true), (server, true)]);
+        if let Some((server, copying, _, _)) = &nginx {
+            contenders.extend([
+                (server, false),
+                (&exporter, true),
+                (server, true),
+                (copying, false),
+            ]);
         }
         let best = best_of(&contenders, rounds, duration);
         let (e, b) = (&best[0], &best[1]);
-        if let Some((_, _, gzip_len)) = &nginx {
+        if let Some((_, _, _, gzip_len)) = &nginx {
             let mut results = vec![best[0].clone()];
             results.extend_from_slice(&best[2..]);
             nginx_rows.push((body.len(), *gzip_len, results));
@@ -930,7 +941,8 @@ fn best_of(contenders: &[(&Server, bool)], rounds: usize, duration: Duration) ->
 }
 
 /// The exporter against nginx serving its bytes from files: `results` are the exporter plain,
-/// nginx plain, the exporter gzip and nginx gzip, measured in the same rounds.
+/// nginx plain, the exporter gzip, nginx gzip and nginx plain without `sendfile`, measured in
+/// the same rounds.
 fn nginx_section(
     report: &mut Report,
     json: &mut Map<String, Value>,
@@ -938,8 +950,15 @@ fn nginx_section(
     gzip_len: usize,
     results: &[Wrk],
 ) {
-    let [exporter_plain, nginx_plain, exporter_gzip, nginx_gzip] = results else {
-        panic!("four nginx results");
+    let [
+        exporter_plain,
+        nginx_plain,
+        exporter_gzip,
+        nginx_gzip,
+        nginx_copying,
+    ] = results
+    else {
+        panic!("five nginx results");
     };
     report.section(
         "Against nginx serving the same bytes from a file, 50 accounts",
@@ -955,17 +974,36 @@ fn nginx_section(
         ],
     );
     let mut figures = Map::new();
-    for (what, len, e, n) in [
-        ("plain", plain_len, exporter_plain, nginx_plain),
-        ("gzip", gzip_len, exporter_gzip, nginx_gzip),
+    for (what, key, len, e, n, nginx_name) in [
+        (
+            "plain",
+            "plain",
+            plain_len,
+            exporter_plain,
+            nginx_plain,
+            "nginx",
+        ),
+        (
+            "gzip",
+            "gzip",
+            gzip_len,
+            exporter_gzip,
+            nginx_gzip,
+            "nginx gzip_static",
+        ),
+        (
+            "plain (nginx without sendfile)",
+            "plain_without_sendfile",
+            plain_len,
+            exporter_plain,
+            nginx_copying,
+            "nginx without sendfile",
+        ),
     ] {
         let ratio = e.requests_per_second / n.requests_per_second;
         let cpu_ratio = e.cpu_per_request.as_secs_f64() / n.cpu_per_request.as_secs_f64();
-        let nginx_name = if what == "gzip" {
-            "nginx gzip_static"
-        } else {
-            "nginx"
-        };
+        // The copying nginx shows where the difference is; the targets are against sendfile.
+        let target = nginx_name != "nginx without sendfile";
         report.figure(
             &format!("cached scrape vs {nginx_name}, 50 accounts"),
             &format!("{:.0} req/s, p99 {}", e.requests_per_second, ms(e.p99)),
@@ -973,7 +1011,11 @@ fn nginx_section(
                 "{ratio:.2} of {nginx_name} ({:.0} req/s)",
                 n.requests_per_second
             ),
-            verdict(ratio >= 1.0),
+            if target {
+                verdict(ratio >= 1.0)
+            } else {
+                "(no target)"
+            },
         );
         report.figure(
             &format!("CPU per request vs {nginx_name}, 50 accounts"),
@@ -992,7 +1034,7 @@ fn nginx_section(
             format!("{cpu_ratio:.2}"),
         ]);
         figures.insert(
-            what.into(),
+            key.into(),
             json!({"body_bytes": len, "exporter_rps": e.requests_per_second,
                    "exporter_p50_s": e.p50.as_secs_f64(), "exporter_p99_s": e.p99.as_secs_f64(),
                    "exporter_cpu_per_request_s": e.cpu_per_request.as_secs_f64(),
@@ -1006,9 +1048,11 @@ fn nginx_section(
         "The exporter's own answers for 50 accounts, plain and gzip-compressed, written to \
          files and served by nginx ({}) with `sendfile on`, `gzip_static on`, access log off, \
          unlimited keep-alive, {NGINX_WORKERS} worker processes as an unprivileged user; the \
-         exporter serves on tokio's {NGINX_WORKERS} worker threads. Alternating with the runs \
+         exporter serves on tokio's {NGINX_WORKERS} worker threads. A second nginx serves the \
+         plain file with `sendfile off`: it reads the file into its buffers and writes them \
+         to the socket, a copy as the exporter's `writev` makes. Alternating with the runs \
          above in the same rounds, the same wrk settings; gzip runs send \
-         `Accept-Encoding: gzip`. Target: ratio ≥ 1. CPU per request is the server's user and \
+         `Accept-Encoding: gzip`. Target: ratio ≥ 1 against nginx with `sendfile`. CPU per request is the server's user and \
          system time during the run (every thread, and nginx's workers) divided by the requests \
          it answered, from the same run as the requests per second.",
         nginx_version()
