@@ -34,6 +34,9 @@ use serde_json::{Map, Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
 
 const USAGE: &str =
     "usage: fleet serve|run|render-table ... (see benches/fleet.rs; run by bench/run.sh)";
@@ -123,15 +126,33 @@ struct Fleet {
     accepted: Vec<Arc<AtomicU64>>,
     proxies: Vec<JoinHandle<()>>,
     config: PathBuf,
+    /// With HTTPS: the test CA the exporter must trust (`SSL_CERT_FILE`).
+    ca_file: Option<PathBuf>,
 }
 
 impl Fleet {
     async fn start(accounts: usize, latency: Duration, suppliers: usize, dir: &Path) -> Fleet {
+        Self::start_with(accounts, latency, suppliers, dir, false).await
+    }
+
+    /// With `https`, the proxies terminate TLS (a certificate for `localhost` from a test CA)
+    /// and the accounts' base URLs are `https://localhost:…`, as real suppliers are reached:
+    /// a name to resolve and a TLS connection to keep in the pool.
+    async fn start_with(
+        accounts: usize,
+        latency: Duration,
+        suppliers: usize,
+        dir: &Path,
+        https: bool,
+    ) -> Fleet {
+        let suffix = if https { "-https" } else { "" };
+        let tls = https.then(|| test_tls(dir));
         let mut fleet = Fleet {
             simulators: Vec::new(),
             accepted: Vec::new(),
             proxies: Vec::new(),
-            config: dir.join(format!("accounts-{accounts}.yaml")),
+            config: dir.join(format!("accounts-{accounts}{suffix}.yaml")),
+            ca_file: tls.as_ref().map(|(_, ca_file)| ca_file.clone()),
         };
         let mut bases = Vec::new();
         for i in 0..suppliers.max(1) {
@@ -143,7 +164,12 @@ impl Fleet {
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("a proxy port");
-            bases.push(format!("http://{}", listener.local_addr().unwrap()));
+            let port = listener.local_addr().unwrap().port();
+            bases.push(if https {
+                format!("https://localhost:{port}")
+            } else {
+                format!("http://127.0.0.1:{port}")
+            });
             let upstream: SocketAddr = simulator
                 .base_url()
                 .trim_start_matches("http://")
@@ -154,6 +180,7 @@ impl Fleet {
                 listener,
                 upstream,
                 Arc::clone(&accepted),
+                tls.as_ref().map(|(acceptor, _)| acceptor.clone()),
             )));
             fleet.accepted.push(accepted);
             fleet.simulators.push(simulator);
@@ -180,6 +207,15 @@ impl Fleet {
         }
         std::fs::write(&fleet.config, yaml).expect("the accounts file can be written");
         fleet
+    }
+
+    /// The exporter's environment for this fleet's accounts file.
+    fn env(&self, min_interval: &str) -> Vec<(String, String)> {
+        let mut env = account_env(&self.config, min_interval);
+        if let Some(ca_file) = &self.ca_file {
+            env.push(("SSL_CERT_FILE".into(), ca_file.display().to_string()));
+        }
+        env
     }
 
     /// Balance requests the suppliers received.
@@ -225,14 +261,21 @@ impl Drop for Fleet {
     }
 }
 
-/// Forwards every connection to `upstream`, counting them.
-async fn proxy(listener: TcpListener, upstream: SocketAddr, accepted: Arc<AtomicU64>) {
+/// Forwards every connection to `upstream`, counting them; with `tls`, it terminates TLS
+/// first.
+async fn proxy(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    accepted: Arc<AtomicU64>,
+    tls: Option<TlsAcceptor>,
+) {
     loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
+        let Ok((inbound, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         accepted.fetch_add(1, Ordering::SeqCst);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let Ok(mut outbound) = TcpStream::connect(upstream).await else {
                 return;
@@ -240,9 +283,45 @@ async fn proxy(listener: TcpListener, upstream: SocketAddr, accepted: Arc<Atomic
             // Without this, Nagle's algorithm on the extra hop adds delayed-ACK stalls.
             let _ = inbound.set_nodelay(true);
             let _ = outbound.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            match tls {
+                Some(tls) => {
+                    let Ok(mut inbound) = tls.accept(inbound).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                None => {
+                    let mut inbound = inbound;
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            }
         });
     }
+}
+
+/// A test CA, written to `dir/ca.pem`, and an acceptor with its certificate for `localhost`.
+fn test_tls(dir: &Path) -> (TlsAcceptor, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivatePkcs8KeyDer::from(leaf_key.serialize_der()).into(),
+        )
+        .expect("the test certificate is usable");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("the test CA can be written");
+    (TlsAcceptor::from(Arc::new(config)), ca_file)
 }
 
 fn serve(accounts: usize, latency: Duration, suppliers: usize, dir: &Path) {
@@ -879,18 +958,97 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
             }),
         );
     }
+    https_memory(runtime, options, report, &mut json, rounds, duration);
     report.note(&format!(
         "wrk -t2 -c32 -d{}s --latency, best of {rounds} alternating round(s) per server; \
          targets: ratio ≥ 0.8 at 50 accounts, peak RSS ≤ 10 MiB at 50 accounts and ≤ 24 MiB \
          at 1,000. VmHWM idle is right after `/-/ready`; after load it includes the warm-up \
          scrape and the wrk run. CPU per request is the server's user and system time during \
-         the run divided by the requests it answered.",
+         the run divided by the requests it answered. The HTTPS row: the same 50 accounts with \
+         the fake suppliers behind TLS at `https://localhost:…` (a test CA trusted through \
+         `SSL_CERT_FILE`), as real suppliers are reached, and the same wrk runs, plain and \
+         gzip, against the exporter alone.",
         duration.as_secs()
     ));
     for (plain_len, gzip_len, results) in nginx_rows {
         nginx_section(report, &mut json, plain_len, gzip_len, &results);
     }
     report.json.insert("throughput".into(), Value::Object(json));
+}
+
+/// The throughput scenario's memory at 50 accounts with the suppliers behind TLS: the pooled
+/// connections' TLS state and the handshake's code, which plain-HTTP fakes never touch.
+fn https_memory(
+    runtime: &Runtime,
+    options: &Options,
+    report: &mut Report,
+    json: &mut Map<String, Value>,
+    rounds: usize,
+    duration: Duration,
+) {
+    let accounts = 50;
+    let fleet = runtime.block_on(Fleet::start_with(
+        accounts,
+        Duration::ZERO,
+        2,
+        &options.out,
+        true,
+    ));
+    let (exporter, _) = Server::exporter(
+        &options.exporter,
+        &fleet.env("1h"),
+        &options
+            .out
+            .join(format!("exporter-throughput-{accounts}-https.log")),
+    );
+    let idle = exporter.kib("VmHWM");
+    let client = client();
+    let body = runtime.block_on(async {
+        scrape(&client, &exporter).await;
+        scrape(&client, &exporter).await.1
+    });
+    assert_eq!(
+        balances(&body),
+        accounts,
+        "every account answered over HTTPS"
+    );
+    let best = best_of(&[(&exporter, false), (&exporter, true)], rounds, duration);
+    let peak = exporter.kib("VmHWM");
+    let plain_peak = json["50"]["vmhwm_peak_kib"]
+        .as_u64()
+        .expect("the plain run at 50");
+    report.figure(
+        &format!("peak RSS under load, {accounts} accounts, HTTPS suppliers"),
+        &format!("{} (idle {})", mib(peak), mib(idle)),
+        &format!(
+            "{:.2} x with plain HTTP ({})",
+            peak as f64 / plain_peak as f64,
+            mib(plain_peak)
+        ),
+        verdict(peak <= 10 * 1024),
+    );
+    let e = &best[0];
+    report.row(&[
+        format!("{accounts}, HTTPS suppliers"),
+        format!("{} KiB", body.len() / 1024),
+        format!("{:.0}", e.requests_per_second),
+        format!("{} / {}", ms(e.p50), ms(e.p99)),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        format!("{} / –", us(e.cpu_per_request)),
+        mib(idle),
+        format!("**{}**", mib(peak)),
+        "–".into(),
+    ]);
+    json.insert(
+        format!("{accounts}_https"),
+        json!({"exporter": {"rps": e.requests_per_second, "p50_s": e.p50.as_secs_f64(),
+                            "p99_s": e.p99.as_secs_f64(), "requests": e.requests,
+                            "cpu_per_request_s": e.cpu_per_request.as_secs_f64()},
+               "vmhwm_idle_kib": idle, "vmhwm_peak_kib": peak}),
+    );
 }
 
 /// nginx's worker processes: as many as the exporter's serving threads (tokio's default, one
