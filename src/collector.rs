@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use hyper::body::Bytes;
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{Reason, UpstreamError};
+use crate::lock;
 use crate::metrics::{AccountView, Metrics};
 use crate::providers::{Balance, MAX_RETRY_AFTER};
 
@@ -462,14 +463,6 @@ impl Account {
         drop(state);
         drop(finished);
     }
-}
-
-/// The state stays consistent across a panic in a check (every update is one assignment), so a
-/// poisoned lock is safe to keep using.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

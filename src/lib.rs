@@ -42,3 +42,11 @@ pub use app::run;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git revision built from, or `unknown`.
 pub const REVISION: &str = env!("BUILD_REVISION");
+
+/// Every update under the crate's mutexes is one assignment or increment, so the guarded state
+/// stays consistent across a panic and a poisoned lock is safe to keep using.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

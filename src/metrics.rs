@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Encoder, Registry, TextEncoder};
@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::error::{Reason, UpstreamError};
+use crate::lock;
 use crate::providers::Balance;
 
 /// Upstream latency buckets in seconds: supplier APIs answer in tens of milliseconds to seconds,
@@ -572,13 +573,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 fn to_f64(value: Decimal) -> f64 {
     // Amounts within ±7.9e28 always convert; f64 is what Prometheus stores.
     value.to_f64().unwrap_or(f64::NAN)
-}
-
-/// Every update is one assignment or increment, so a poisoned lock is safe to keep using.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
