@@ -731,6 +731,15 @@ struct Wrk {
     cpu_per_request: Duration,
 }
 
+impl Wrk {
+    /// The figures of one run, for `results.json`.
+    fn json(&self) -> Value {
+        json!({"rps": self.requests_per_second, "p50_s": self.p50.as_secs_f64(),
+               "p99_s": self.p99.as_secs_f64(), "requests": self.requests,
+               "cpu_per_request_s": self.cpu_per_request.as_secs_f64()})
+    }
+}
+
 /// `wrk` with two threads and 32 keep-alive connections against `url`, asking for gzip when
 /// `gzip` is set.
 fn wrk(url: &str, gzip: bool, duration: Duration) -> Wrk {
@@ -944,12 +953,8 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
             accounts.to_string(),
             json!({
                 "body_bytes": body.len(),
-                "exporter": {"rps": e.requests_per_second, "p50_s": e.p50.as_secs_f64(),
-                             "p99_s": e.p99.as_secs_f64(), "requests": e.requests,
-                             "cpu_per_request_s": e.cpu_per_request.as_secs_f64()},
-                "minimal": {"rps": b.requests_per_second, "p50_s": b.p50.as_secs_f64(),
-                            "p99_s": b.p99.as_secs_f64(), "requests": b.requests,
-                            "cpu_per_request_s": b.cpu_per_request.as_secs_f64()},
+                "exporter": e.json(),
+                "minimal": b.json(),
                 "ratio_rps": ratio,
                 "ratio_p99": p99_ratio,
                 "vmhwm_idle_kib": idle,
@@ -1044,10 +1049,7 @@ fn https_memory(
     ]);
     json.insert(
         format!("{accounts}_https"),
-        json!({"exporter": {"rps": e.requests_per_second, "p50_s": e.p50.as_secs_f64(),
-                            "p99_s": e.p99.as_secs_f64(), "requests": e.requests,
-                            "cpu_per_request_s": e.cpu_per_request.as_secs_f64()},
-               "vmhwm_idle_kib": idle, "vmhwm_peak_kib": peak}),
+        json!({"exporter": e.json(), "vmhwm_idle_kib": idle, "vmhwm_peak_kib": peak}),
     );
 }
 
@@ -1132,7 +1134,8 @@ fn nginx_section(
         ],
     );
     let mut figures = Map::new();
-    for (what, key, len, e, n, nginx_name) in [
+    // The copying nginx shows where the difference is; the targets are against sendfile.
+    for (what, key, len, e, n, nginx_name, target) in [
         (
             "plain",
             "plain",
@@ -1140,6 +1143,7 @@ fn nginx_section(
             exporter_plain,
             nginx_plain,
             "nginx",
+            true,
         ),
         (
             "gzip",
@@ -1148,6 +1152,7 @@ fn nginx_section(
             exporter_gzip,
             nginx_gzip,
             "nginx gzip_static",
+            true,
         ),
         (
             "plain (nginx without sendfile)",
@@ -1156,12 +1161,11 @@ fn nginx_section(
             exporter_plain,
             nginx_copying,
             "nginx without sendfile",
+            false,
         ),
     ] {
         let ratio = e.requests_per_second / n.requests_per_second;
         let cpu_ratio = e.cpu_per_request.as_secs_f64() / n.cpu_per_request.as_secs_f64();
-        // The copying nginx shows where the difference is; the targets are against sendfile.
-        let target = nginx_name != "nginx without sendfile";
         report.figure(
             &format!("cached scrape vs {nginx_name}, 50 accounts"),
             &format!("{:.0} req/s, p99 {}", e.requests_per_second, ms(e.p99)),
