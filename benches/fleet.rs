@@ -60,7 +60,8 @@ fn main() -> ExitCode {
             });
             let suppliers = flag("--suppliers").map_or(2, |n| n.parse().expect("--suppliers N"));
             let dir = PathBuf::from(flag("--dir").unwrap_or_else(|| ".".into()));
-            serve(accounts, latency, suppliers, &dir);
+            let https = args.iter().any(|a| a == "--https");
+            serve(accounts, latency, suppliers, &dir, https);
             ExitCode::SUCCESS
         }
         Some("run") => {
@@ -324,14 +325,19 @@ fn test_tls(dir: &Path) -> (TlsAcceptor, PathBuf) {
     (TlsAcceptor::from(Arc::new(config)), ca_file)
 }
 
-fn serve(accounts: usize, latency: Duration, suppliers: usize, dir: &Path) {
+fn serve(accounts: usize, latency: Duration, suppliers: usize, dir: &Path, https: bool) {
     let runtime = runtime();
-    let fleet = runtime.block_on(Fleet::start(accounts, latency, suppliers, dir));
+    let fleet = runtime.block_on(Fleet::start_with(accounts, latency, suppliers, dir, https));
     println!(
         "{accounts} accounts at {} fake suppliers answering after {latency:?}; \
-         SALDO_CONFIG_FILE={}",
+         SALDO_CONFIG_FILE={}{}",
         fleet.simulators.len(),
-        fleet.config.display()
+        fleet.config.display(),
+        fleet
+            .ca_file
+            .as_ref()
+            .map(|ca| format!(" SSL_CERT_FILE={}", ca.display()))
+            .unwrap_or_default()
     );
     runtime.block_on(async {
         let mut report = tokio::time::interval(Duration::from_secs(5));

@@ -88,6 +88,7 @@ pub async fn run(
         web,
         timeout,
         telemetry_path,
+        texts: Arc::default(),
     });
     // Installed before serving: SIGHUP's default action would end the process.
     #[cfg(unix)]

@@ -21,6 +21,7 @@
 //! - [`web`]: the exporter-toolkit web configuration (TLS, basic auth, headers).
 //! - [`yaml`]: the strict YAML loader (no duplicate keys, no values in errors).
 //! - [`demo`]: every supplier's simulator on loopback, for `--demo` and the tests.
+//! - [`zero_copy`]: plain `/metrics` answers spliced from a pipe rather than copied.
 
 pub mod app;
 pub mod check;
@@ -36,6 +37,7 @@ pub mod signing;
 pub mod telemetry;
 pub mod web;
 pub mod yaml;
+pub mod zero_copy;
 
 pub use app::run;
 
