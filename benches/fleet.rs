@@ -400,8 +400,8 @@ impl Server {
 
     /// nginx serving `body` (and `body.gz`, with `gzip_static`) at `/metrics` from `dir`, with
     /// `workers` worker processes; unprivileged, its pid, logs and temp files all in `dir`.
-    /// With `sendfile` off, nginx reads the file into its buffers and writes them to the
-    /// socket, copying as the exporter does.
+    /// With `sendfile` off, nginx reads the file into its buffers and copies them into the
+    /// socket, as the exporter did before it spliced its text from a pipe.
     fn nginx(bin: &Path, dir: &Path, workers: usize, sendfile: bool) -> Server {
         let address = free_address();
         let config = format!(
@@ -1140,7 +1140,7 @@ fn nginx_section(
         ],
     );
     let mut figures = Map::new();
-    // The copying nginx shows where the difference is; the targets are against sendfile.
+    // The copying nginx shows what the copy costs; the targets are against sendfile.
     for (what, key, len, e, n, nginx_name, target) in [
         (
             "plain",
@@ -1217,8 +1217,9 @@ fn nginx_section(
          files and served by nginx ({}) with `sendfile on`, `gzip_static on`, access log off, \
          unlimited keep-alive, {NGINX_WORKERS} worker processes as an unprivileged user; the \
          exporter serves on tokio's {NGINX_WORKERS} worker threads. A second nginx serves the \
-         plain file with `sendfile off`: it reads the file into its buffers and writes them \
-         to the socket, a copy as the exporter's `writev` makes. Alternating with the runs \
+         plain file with `sendfile off`: it reads the file into its buffers and copies them \
+         into the socket. The exporter splices its plain text from a pipe, without a copy \
+         (`src/zero_copy.rs`), as `sendfile` does from a file. Alternating with the runs \
          above in the same rounds, the same wrk settings; gzip runs send \
          `Accept-Encoding: gzip`. Target: ratio ≥ 1 against nginx with `sendfile`. CPU per request is the server's user and \
          system time during the run (every thread, and nginx's workers) divided by the requests \
