@@ -77,6 +77,69 @@ async fn the_demo_serves_both_balances_in_the_environment_cargo_run_gives() {
     );
 }
 
+/// The demo's 16 accounts make a 45 KiB text, which plain answers send from a pipe
+/// (`src/zero_copy.rs`). On one kept-alive connection, while checks change the text, every
+/// plain answer must arrive whole, with the same series as the compressed answer after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_answers_stay_whole_while_the_text_changes() {
+    let exporter =
+        Exporter::start_like_a_user(&vars(&[("SALDO_MIN_INTERVAL", "1s")]), &["--demo"]).await;
+    let (client, url) = (client(), exporter.url("/metrics"));
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| {
+                line.rsplit_once(' ')
+                    .map_or(line, |(series, _)| series)
+                    .to_owned()
+            })
+            .collect()
+    };
+    let mut texts = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Three different texts: at least two changes of the text served from the pipe.
+    while texts.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the text changed {} times",
+            texts.len()
+        );
+        let plain = client.get(&url).send().await.unwrap();
+        assert_eq!(plain.headers().get("content-encoding"), None);
+        let plain = plain.text().await.unwrap();
+        let gzip = client
+            .get(&url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(&gzip[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert!(plain.len() > 32 * 1024 && plain.ends_with('\n'), "{plain}");
+        assert_eq!(plain.matches("\nsaldo_up{").count(), 16, "{plain}");
+        assert_eq!(series(&plain), series(&unzipped), "{plain}");
+        texts.insert(
+            plain
+                .lines()
+                .filter(|line| line.starts_with("saldo_"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    let output = exporter.output();
+    assert!(
+        !output.contains(" WARN ") && !output.contains(" ERROR "),
+        "{output}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pods_service_links_neither_stop_the_exporter_nor_fill_its_log() {
     let (isikuota, ayopop, mut env) = suppliers().await;
