@@ -296,14 +296,19 @@ async fn handle(app: &App, request: Request<Incoming>) -> Answer {
         path if path == app.telemetry_path => {
             // HEAD asks for the headers only (a link checker, a probe): it must not make the
             // exporter call the suppliers.
-            if request.method() == Method::GET {
+            let get = request.method() == Method::GET;
+            if get {
                 let budget = scrape_budget(request.headers(), app.timeout);
                 app.collector.refresh(Instant::now() + budget).await;
             }
             let gzip = accepts_gzip(request.headers());
             let chunks = app.collector.exposition().chunks(gzip);
-            if !gzip && let Some(saldo) = chunks.iter().max_by_key(|chunk| chunk.len()) {
-                // The `saldo_*` text: the `process_*` one is small and changes every second.
+            if get
+                && !gzip
+                && let Some(saldo) = chunks.iter().max_by_key(|chunk| chunk.len())
+            {
+                // The `saldo_*` text: the `process_*` one is small and changes every second. A
+                // HEAD answer has no body, so no pipe is made for it.
                 app.texts.offer(saldo);
             }
             let body = Chunks::new(chunks);
@@ -451,6 +456,8 @@ mod tests {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::new();
+        client.head(&url).send().await.unwrap();
+        assert!(!app.texts.holds_a_text(), "a HEAD answer sends no text");
         let mut bodies = Vec::new();
         for _ in 0..3 {
             let response = client.get(&url).send().await.unwrap();

@@ -83,6 +83,11 @@ impl Texts {
             .flatten()
     }
 
+    /// Whether a text has been offered.
+    pub fn holds_a_text(&self) -> bool {
+        lock(&self.current).is_some()
+    }
+
     /// How many answers have been sent from a pipe.
     pub fn spliced(&self) -> u64 {
         self.spliced.load(std::sync::atomic::Ordering::Relaxed)
