@@ -423,9 +423,12 @@ mod tests {
     }
 
     /// A connection whose socket holds little, so that most of a text waits in the pipe, and
-    /// the other end of it.
+    /// the other end of it (whose small receive buffer it gets from the listener).
     async fn narrow_pair(texts: &Arc<Texts>) -> (Conn, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listening = TcpSocket::new_v4().unwrap();
+        listening.set_recv_buffer_size(4096).unwrap();
+        listening.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listening.listen(8).unwrap();
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_send_buffer_size(4096).unwrap();
         let (connected, accepted) = tokio::join!(
