@@ -12,6 +12,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
@@ -32,7 +33,7 @@ const HEADROOM: usize = 64 * 1024;
 pub struct Texts {
     current: Mutex<Option<Source>>,
     /// Answers that went out through a pipe, for the tests.
-    spliced: std::sync::atomic::AtomicU64,
+    spliced: AtomicU64,
 }
 
 struct Source {
@@ -78,9 +79,7 @@ impl Texts {
         }
         let current = lock(&self.current);
         let source = current.as_ref()?;
-        (source.text.as_ptr() == slice.as_ptr() && source.text.len() == slice.len())
-            .then(|| source.pipe.clone())
-            .flatten()
+        same(&source.text, slice).then(|| source.pipe.clone())?
     }
 
     /// Whether a text has been offered.
@@ -90,11 +89,12 @@ impl Texts {
 
     /// How many answers have been sent from a pipe.
     pub fn spliced(&self) -> u64 {
-        self.spliced.load(std::sync::atomic::Ordering::Relaxed)
+        self.spliced.load(Ordering::Relaxed)
     }
 }
 
-fn same(a: &Bytes, b: &Bytes) -> bool {
+/// The same bytes in memory: the same address and length, not merely equal contents.
+fn same(a: &[u8], b: &[u8]) -> bool {
     a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }
 
@@ -151,9 +151,7 @@ impl Conn {
         let mut accepted = 0;
         for (i, buf) in bufs.iter().enumerate() {
             let put = if i == at {
-                texts
-                    .spliced
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                texts.spliced.fetch_add(1, Ordering::Relaxed);
                 out.tee(&source, buf)
             } else {
                 out.write(buf)
