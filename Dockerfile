@@ -35,7 +35,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # Runtime: distroless "cc" has just what this binary needs (CA certificates in /etc/ssl/certs
 # for rustls' platform verifier, a passwd entry for the nonroot user, and glibc for any name
 # service beyond files and DNS) and no shell or package manager to attack; `saldo_exporter
-# healthcheck` replaces curl in the health check. debian:bookworm-slim plus ca-certificates would also work, at several times the size.
+# healthcheck` replaces curl in the health check. debian:bookworm-slim plus ca-certificates
+# would also work, at several times the size.
 # distroless has no version tags: pin the digest (@sha256:...) where rebuilds must be
 # reproducible, and rebuild regularly for Debian's security fixes.
 FROM gcr.io/distroless/cc-debian12:nonroot
