@@ -608,6 +608,26 @@ async fn scrape(client: &reqwest::Client, server: &Server) -> (Duration, String)
     (started.elapsed(), body)
 }
 
+/// Starts the exporter on `fleet`'s accounts (a min-interval of an hour, so its cache stays
+/// warm) and scrapes it twice: the process, its peak memory before any scrape, and the warm
+/// answer.
+fn warm_exporter(
+    runtime: &Runtime,
+    options: &Options,
+    fleet: &Fleet,
+    log: &str,
+) -> (Server, u64, String) {
+    let (exporter, _) =
+        Server::exporter(&options.exporter, &fleet.env("1h"), &options.out.join(log));
+    let idle = exporter.kib("VmHWM");
+    let client = client();
+    let body = runtime.block_on(async {
+        scrape(&client, &exporter).await;
+        scrape(&client, &exporter).await.1
+    });
+    (exporter, idle, body)
+}
+
 fn balances(text: &str) -> usize {
     text.lines()
         .filter(|l| l.starts_with("saldo_balance{"))
@@ -835,19 +855,13 @@ fn throughput(runtime: &Runtime, options: &Options, report: &mut Report) {
     let mut nginx_rows = Vec::new();
     for accounts in [50, 1000] {
         let fleet = runtime.block_on(Fleet::start(accounts, Duration::ZERO, 2, &options.out));
-        let (exporter, _) = Server::exporter(
-            &options.exporter,
-            &account_env(&fleet.config, "1h"),
-            &options
-                .out
-                .join(format!("exporter-throughput-{accounts}.log")),
+        let (exporter, idle, body) = warm_exporter(
+            runtime,
+            options,
+            &fleet,
+            &format!("exporter-throughput-{accounts}.log"),
         );
-        let idle = exporter.kib("VmHWM");
         let client = client();
-        let body = runtime.block_on(async {
-            scrape(&client, &exporter).await;
-            scrape(&client, &exporter).await.1
-        });
         assert_eq!(balances(&body), accounts, "the cache is warm");
         let requests_before = fleet.requests();
         let body_file = options.out.join(format!("body-{accounts}.txt"));
@@ -1005,19 +1019,12 @@ fn https_memory(
         &options.out,
         true,
     ));
-    let (exporter, _) = Server::exporter(
-        &options.exporter,
-        &fleet.env("1h"),
-        &options
-            .out
-            .join(format!("exporter-throughput-{accounts}-https.log")),
+    let (exporter, idle, body) = warm_exporter(
+        runtime,
+        options,
+        &fleet,
+        &format!("exporter-throughput-{accounts}-https.log"),
     );
-    let idle = exporter.kib("VmHWM");
-    let client = client();
-    let body = runtime.block_on(async {
-        scrape(&client, &exporter).await;
-        scrape(&client, &exporter).await.1
-    });
     assert_eq!(
         balances(&body),
         accounts,
