@@ -405,6 +405,8 @@ mod imp {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use std::time::Duration;
+
     use hyper::Response;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpSocket};
@@ -499,6 +501,32 @@ mod tests {
             texts.spliced(),
             2,
             "the two current texts went through a pipe"
+        );
+    }
+
+    /// A client that hangs up with most of an answer still in the pipe: the connection ends
+    /// with an error (the server then closes it), rather than waiting for a socket that will
+    /// never drain.
+    #[tokio::test]
+    async fn a_client_gone_mid_answer_ends_the_connection_with_an_error() {
+        let texts = Arc::new(Texts::default());
+        let a = text(200_000, 4);
+        texts.offer(&a);
+        let (mut conn, reader) = narrow_pair(&texts).await;
+        write_all(&mut conn, &[b"head\n", &a]).await;
+        assert!(conn.out.as_ref().unwrap().pending > 100_000);
+        // Closed with bytes unread, the other end answers further segments with a reset.
+        drop(reader);
+        let flushed = tokio::time::timeout(Duration::from_secs(10), conn.flush())
+            .await
+            .expect("the flush ended");
+        let err = flushed.expect_err("nobody reads the rest");
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
         );
     }
 
