@@ -12,8 +12,11 @@
 # libraries mapped (bench/notes.md), and host names still resolve through /etc/hosts and DNS,
 # which glibc 2.34 and later builds into libc itself. Any other name service listed in
 # nsswitch.conf would be loaded from the runtime's glibc, hence the same Debian release on both
-# sides. The toolchain is newer than the crate's rust-version because the locked dependencies
-# need it (jsonwebtoken 11 wants 1.88).
+# sides. The relative relocations are packed (-z pack-relative-relocs, DT_RELR, which the
+# static glibc of 2.36 and later applies): 480 KB of relocation table, read once at start and
+# resident for good, become 6 KB; the binary stays position-independent. The toolchain is newer
+# than the crate's rust-version because the locked dependencies need it (jsonwebtoken 11 wants
+# 1.88).
 ARG RUST_VERSION=1.95.0
 
 FROM rust:${RUST_VERSION}-bookworm AS build
@@ -28,7 +31,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     triple="$(rustc -vV | sed -n 's/^host: //p')" \
-    && SALDO_REVISION="${REVISION}" RUSTFLAGS="-C target-feature=+crt-static" \
+    && SALDO_REVISION="${REVISION}" \
+       RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" \
        cargo build --release --locked --target "${triple}" --bin saldo_exporter \
     && install -D -m 0755 "target/${triple}/release/saldo_exporter" /out/saldo_exporter
 

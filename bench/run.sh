@@ -44,10 +44,11 @@ rm -rf "$out"
 mkdir -p "$out"
 
 # Built as the Dockerfile builds the image's binary: glibc linked statically (crt-static), which
-# needs an explicit --target so that proc-macros and build scripts stay dynamic. The benchmark
-# binaries are built the same way, so the baseline server links what the exporter links.
+# needs an explicit --target so that proc-macros and build scripts stay dynamic, and relative
+# relocations packed (DT_RELR, glibc 2.36 or later). The benchmark binaries are built the same
+# way, so the baseline server links what the exporter links.
 triple=$(rustc -vV | sed -n 's/^host: //p')
-export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs"
 build=(--locked --target "$triple")
 
 echo "== building (release, --locked, static, $triple)"
