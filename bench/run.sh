@@ -92,8 +92,9 @@ the figures by hand: run \`bench/run.sh\` again. The analysis after the figures 
 ## Method
 
 Everything runs on one machine over loopback. The exporter is the real release binary
-(\`cargo build --release --locked\`, with glibc linked statically as in the container image:
-\`RUSTFLAGS='-C target-feature=+crt-static'\` and \`--target $triple\`), started fresh for each scenario with a YAML accounts file
+(\`cargo build --release --locked\`, with glibc linked statically and relocations packed as in
+the container image: \`RUSTFLAGS='-C target-feature=+crt-static -C
+link-arg=-Wl,-z,pack-relative-relocs'\` and \`--target $triple\`), started fresh for each scenario with a YAML accounts file
 (\`SALDO_CONFIG_FILE\`). The suppliers are the crate's own simulators (\`saldo_exporter::demo\`,
 which check signatures as the real APIs do) behind a small TCP proxy that counts the
 connections the exporter opens; accounts alternate between one isikuota and one Ayopop
