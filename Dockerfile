@@ -13,7 +13,7 @@
 # which glibc 2.34 and later builds into libc itself. Any other name service listed in
 # nsswitch.conf would be loaded from the runtime's glibc, hence the same Debian release on both
 # sides. The relative relocations are packed (-z pack-relative-relocs, DT_RELR, which the
-# static glibc of 2.36 and later applies): 480 KB of relocation table, read once at start and
+# static glibc of 2.36 and later applies): 488 KB of relocation table, read once at start and
 # resident for good, become 6 KB; the binary stays position-independent. The toolchain is newer
 # than the crate's rust-version because the locked dependencies need it (jsonwebtoken 11 wants
 # 1.88).
