@@ -40,7 +40,7 @@ pub const GLOBAL_IN_FLIGHT: usize = 256;
 /// bursts, every account of a host falling due in the same scrape; a burst reuses these and
 /// opens the rest anew. A pooled TLS connection holds about 30 KB (hyper's buffers, its
 /// request channel, rustls' state); with all sixteen of each host kept, 50 accounts at two
-/// HTTPS suppliers peaked at the 10 MiB target, with eight 0.3 MiB under it (bench/notes.md).
+/// HTTPS suppliers peaked at the 10 MiB target, with eight at 9.6 MiB (bench/notes.md).
 /// Go's HTTP client, which most exporters use, keeps two.
 pub const IDLE_PER_HOST: usize = DEFAULT_HOST_IN_FLIGHT / 2;
 
